@@ -1,0 +1,1 @@
+"""Analyses: one module each, a params model in and a result model out. Never imports mcp."""

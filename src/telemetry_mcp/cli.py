@@ -1,0 +1,131 @@
+"""Command line: a thin shell over the library. `telemetry-mcp` alone serves MCP over stdio."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from telemetry_mcp import __version__
+from telemetry_mcp.config import Settings, env_name, flag_name, load_settings
+from telemetry_mcp.errors import TelemetryError
+
+
+def _settings_parser() -> argparse.ArgumentParser:
+    """Flags for every setting, generated from the Settings model (with its env var in the help)."""
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("settings (flag, or environment variable)")
+    for name, info in Settings.model_fields.items():
+        default = "computed" if info.default_factory else info.default
+        if isinstance(default, tuple):
+            default = ",".join(default)
+        help_text = f"{info.description} [env {env_name(name)}; default {default}]"
+        if info.annotation is bool:
+            group.add_argument(
+                flag_name(name), dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text
+            )
+        else:
+            group.add_argument(flag_name(name), dest=name, default=None, metavar="VALUE", help=help_text)
+    return parent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _settings_parser()
+    parser = argparse.ArgumentParser(
+        prog="telemetry-mcp",
+        description="MCP server for component telemetry on an embedded DuckDB store. "
+        "With no command it serves MCP over stdio on the default store.",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"telemetry-mcp {__version__}")
+    sub = parser.add_subparsers(dest="command")
+    serve = sub.add_parser("serve", parents=[common], help="serve MCP (stdio, or Streamable HTTP at /mcp)")
+    serve.add_argument("--transport", choices=["stdio", "http"], default="stdio")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    imp = sub.add_parser("import", parents=[common], help="load JSONL / JSON / CSV / Parquet files")
+    imp.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    imp.add_argument("--quiet", action="store_true", help="no progress line")
+    demo = sub.add_parser(
+        "demo", parents=[common], help="load the fixture data into a demo store and show every tool answering"
+    )
+    demo.add_argument("--data", type=Path, default=None, help="JSONL to load (default: the bundled sample)")
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {name: getattr(args, name, None) for name in Settings.model_fields}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "demo":
+            from telemetry_mcp.server.demo import run_demo
+
+            return run_demo(_overrides(args), args.data)
+        settings = load_settings(_overrides(args))
+        logging.basicConfig(
+            level=settings.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+        if args.command == "import":
+            return _import(settings, args.files, quiet=args.quiet)
+        transport = getattr(args, "transport", "stdio")
+        from telemetry_mcp.server.run import serve
+
+        serve(settings, transport, getattr(args, "host", "127.0.0.1"), getattr(args, "port", 8000))
+        return 0
+    except TelemetryError as exc:
+        print(str(exc) if str(exc).startswith("telemetry-mcp") else f"telemetry-mcp: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _import(settings: Settings, files: list[Path], *, quiet: bool) -> int:
+    from telemetry_mcp.store import Store
+    from telemetry_mcp.store.importer import import_file
+    from telemetry_mcp.store.ingest import Ingestor
+
+    started = time.perf_counter()
+    with Store(settings) as store:
+        ingestor = Ingestor(store)
+        grand = {"accepted": 0, "rejected": 0, "duplicates": 0, "dropped": 0}
+        for path in files:
+
+            def progress(done: int, total: int | None, path: Path = path) -> None:
+                if not quiet:
+                    rate = done / max(time.perf_counter() - started, 1e-9)
+                    print(f"\r{path.name}: {done:,} records ({rate:,.0f}/s)", end="", file=sys.stderr, flush=True)
+
+            try:
+                report = import_file(ingestor, path, progress)
+            except TelemetryError as exc:
+                print(f"\ntelemetry-mcp: {exc}", file=sys.stderr)
+                return 2
+            if not quiet:
+                print(file=sys.stderr)
+            print(
+                f"{path}: accepted {report.accepted:,}, rejected {report.rejected:,}, "
+                f"duplicates {report.duplicates:,}, dropped (do-not-track/sampling) "
+                f"{report.dropped_dnt + report.sampled_out:,}, redactions {report.redactions:,}",
+                file=sys.stderr,
+            )
+            for index, reason in report.errors[:10]:
+                print(f"  record {index}: {reason}", file=sys.stderr)
+            grand["accepted"] += report.accepted
+            grand["rejected"] += report.rejected
+            grand["duplicates"] += report.duplicates
+            grand["dropped"] += report.dropped_dnt + report.sampled_out
+        store.checkpoint()
+    elapsed = time.perf_counter() - started
+    print(
+        f"imported {len(files)} file(s) into {settings.db} in {elapsed:.1f} s: accepted {grand['accepted']:,}, "
+        f"rejected {grand['rejected']:,}, duplicates {grand['duplicates']:,}, dropped {grand['dropped']:,}",
+        file=sys.stderr,
+    )
+    return 0

@@ -1,0 +1,1 @@
+"""The event model, its validation, and the privacy pipeline (no I/O here)."""

@@ -1,0 +1,1 @@
+"""MCP surface: tools, resources, prompts, transports. Thin: parse, call analytics, return models."""

@@ -1,0 +1,141 @@
+"""A stdio transport that answers hostile lines instead of dropping them.
+
+The SDK's stdio reader silently drops a line it cannot parse (nesting deeper than ~200 levels,
+a lone surrogate escape, an oversized body): the client would wait forever. This reader parses
+each line itself and answers such a line at once with a JSON-RPC error naming the problem.
+Only protocol frames reach stdout; stray writes to fd 1 are diverted to stderr while serving.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, BinaryIO
+
+import anyio
+import mcp_types as types
+from mcp.shared._context_streams import create_context_streams
+from mcp.shared.message import SessionMessage
+
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+_ID = re.compile(rb'"id"\s*:\s*(-?\d+|"(?:[^"\\]|\\.){0,200}")')
+
+
+def _request_id(line: bytes) -> str | int | None:
+    """Best-effort id of a line we refuse to parse fully (looked for at both ends)."""
+    for chunk in (line[:4096], line[-4096:]):
+        m = _ID.search(chunk)
+        if m:
+            raw = m.group(1)
+            try:
+                value = json.loads(raw)
+            except ValueError:
+                return None
+            return value if isinstance(value, str | int) else None
+    return None
+
+
+def _reject(line: bytes, max_bytes: int) -> tuple[int, str] | None:
+    """Why this raw line must be refused before the SDK sees it, or None when it is fine."""
+    if len(line) > max_bytes:
+        return (
+            INVALID_REQUEST,
+            f"request of {len(line):,} bytes exceeds the limit of {max_bytes:,} bytes "
+            "(TELEMETRY_MCP_MAX_REQUEST_BYTES); send fewer events per call or use `telemetry-mcp import`",
+        )
+    if b"\\ud" in line or b"\\uD" in line:
+        try:
+            json.loads(line).__repr__()
+            line.decode("utf-8")
+            json.dumps(json.loads(line), ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            return (PARSE_ERROR, "request contains a lone UTF-16 surrogate escape (e.g. \\ud800): not valid Unicode")
+        except (ValueError, RecursionError):
+            pass
+    return None
+
+
+async def _respond_error(write: Any, request_id: str | int | None, code: int, message: str) -> None:
+    if request_id is None:
+        return  # a notification (or unknowable id): JSON-RPC sends no response
+    err = types.JSONRPCError(jsonrpc="2.0", id=request_id, error=types.ErrorData(code=code, message=message))
+    await write.send(SessionMessage(err))
+
+
+@asynccontextmanager
+async def guarded_stdio(max_bytes: int) -> AsyncIterator[tuple[Any, Any]]:
+    """Like mcp.server.stdio.stdio_server, with hostile-input answers and fd 1 diverted."""
+    wire_in: BinaryIO = os.fdopen(os.dup(0), "rb", buffering=0)
+    wire_out: BinaryIO = os.fdopen(os.dup(1), "wb", buffering=0)
+    # Anything else that writes to fd 1 (a library, a stray print) lands on stderr, not in the stream.
+    saved_stdout = os.dup(1)
+    os.dup2(2, 1)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    saved_stdin = os.dup(0)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    read_writer, read_stream = create_context_streams[SessionMessage | Exception](0)
+    write_stream, write_reader = create_context_streams[SessionMessage](0)
+    # Slack above the body limit for the JSON-RPC envelope; the tool enforces the exact limit.
+    line_limit = max_bytes + 64 * 1024
+
+    async def reader() -> None:
+        async with read_writer:
+            stream = anyio.wrap_file(wire_in)
+            while True:
+                line = await stream.readline()
+                if not line:
+                    return
+                if not line.strip():
+                    continue
+                refused = _reject(line, line_limit)
+                if refused is None:
+                    try:
+                        message = types.jsonrpc_message_adapter.validate_json(line, by_name=False)
+                    except Exception as exc:
+                        refused = (PARSE_ERROR, _parse_problem(line, exc))
+                    else:
+                        await read_writer.send(SessionMessage(message))
+                        continue
+                await _respond_error(write_stream, _request_id(line), *refused)
+
+    async def writer() -> None:
+        out = anyio.wrap_file(wire_out)
+        async with write_reader:
+            async for session_message in write_reader:
+                data = session_message.message.model_dump_json(by_alias=True, exclude_unset=True)
+                await out.write(data.encode("utf-8", "backslashreplace") + b"\n")
+
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(reader)
+            tg.start_soon(writer)
+            yield read_stream, write_stream
+            tg.cancel_scope.cancel()
+    finally:
+        os.dup2(saved_stdout, 1)
+        os.dup2(saved_stdin, 0)
+        os.close(saved_stdout)
+        os.close(saved_stdin)
+
+
+def _parse_problem(line: bytes, exc: Exception) -> str:
+    text = str(exc)
+    if "recursion" in text.lower() or "depth" in text.lower():
+        return "request is nested too deeply to parse (limit ~200 levels; event properties allow 32)"
+    try:
+        json.loads(line)
+    except RecursionError:
+        return "request is nested too deeply to parse (limit ~200 levels; event properties allow 32)"
+    except ValueError as err:
+        return f"malformed JSON: {err}"
+    return f"not a valid JSON-RPC message: {text.splitlines()[0][:300]}"
+
+
+def stderr_print(*parts: object) -> None:
+    print(*parts, file=sys.stderr, flush=True)

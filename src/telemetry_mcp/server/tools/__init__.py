@@ -1,0 +1,5 @@
+"""Tool modules. Each has `register(mcp, app)` and `DEMO_CALLS`; a new tool is one module plus one line."""
+
+TOOL_MODULES: list[str] = [
+    "ingest",
+]

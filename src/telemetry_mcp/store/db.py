@@ -1,0 +1,154 @@
+"""The DuckDB connection, its settings, the single-writer lock, and guarded reads."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from telemetry_mcp.config import Settings
+from telemetry_mcp.errors import QueryLimitError, StoreLockedError
+from telemetry_mcp.store.migrations import migrate
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class IngestCounters:
+    """Ingest totals since this process started (reported by get_realtime_stats)."""
+
+    received: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    dropped_dnt: int = 0
+    sampled_out: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, **deltas: int) -> None:
+        with self.lock:
+            for key, value in deltas.items():
+                setattr(self, key, getattr(self, key) + value)
+
+
+def _lock_message(path: str, exc: Exception) -> str:
+    pid = re.search(r"PID (\d+)", str(exc))
+    holder = f"process {pid.group(1)}" if pid else "another process"
+    return (
+        f"telemetry-mcp: the store {path} is locked by {holder} (another telemetry-mcp server?). "
+        "Stop that process, or use a different store with --db PATH / TELEMETRY_MCP_DB."
+    )
+
+
+class Store:
+    """One DuckDB database (file or :memory:) opened for this process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.path = settings.db
+        self.started_at = time.time()
+        self.counters = IngestCounters()
+        self.write_lock = threading.Lock()
+        if not settings.is_memory:
+            Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._con = duckdb.connect(
+                self.path if settings.is_memory else str(Path(self.path).expanduser()),
+                config={
+                    "threads": settings.threads,
+                    "memory_limit": settings.memory_limit,
+                    # No file or network access from SQL (the read-only SQL tool relies on this too).
+                    "enable_external_access": False,
+                    "autoinstall_known_extensions": False,
+                    "autoload_known_extensions": False,
+                },
+            )
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                raise StoreLockedError(_lock_message(self.path, exc)) from None
+            raise
+        self._con.execute("SET TimeZone = 'UTC'")
+        applied = migrate(self._con)
+        if applied:
+            log.info("store %s: applied migrations %s", self.path, ", ".join(applied))
+        salt_hex = settings.salt or self._meta("salt")
+        self.salt = bytes.fromhex(salt_hex)
+        row = self._con.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
+        self._next_seq = int(row[0]) + 1 if row else 1
+
+    def _meta(self, key: str) -> str:
+        row = self._con.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        if row is None:
+            raise RuntimeError(f"store {self.path} has no {key!r} in meta")
+        return str(row[0])
+
+    def take_seq(self, n: int) -> int:
+        """Reserve n arrival-order numbers; call with write_lock held."""
+        start = self._next_seq
+        self._next_seq += n
+        return start
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A connection of its own for one call (one DuckDB connection is not shareable across threads)."""
+        cur = self._con.cursor()
+        cur.execute("SET TimeZone = 'UTC'")
+        return cur
+
+    @contextmanager
+    def guarded(self, timeout: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor whose work is interrupted after `timeout` seconds (QueryLimitError)."""
+        limit = self.settings.query_timeout_seconds if timeout is None else timeout
+        cur = self.cursor()
+        timer = threading.Timer(limit, cur.interrupt)
+        timer.daemon = True
+        timer.start()
+        try:
+            yield cur
+        except duckdb.InterruptException:
+            raise QueryLimitError(
+                f"query cancelled after {limit:g} s (query_timeout_seconds); "
+                "narrow the time range, add filters, or raise TELEMETRY_MCP_QUERY_TIMEOUT_SECONDS"
+            ) from None
+        finally:
+            timer.cancel()
+            cur.close()
+
+    def fetch(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one read query under the time guard and return all rows."""
+        with self.guarded() as cur:
+            return cur.execute(sql, params).fetchall()
+
+    def fetch_dicts(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
+        """Like fetch, rows as dicts keyed by column name."""
+        with self.guarded() as cur:
+            res = cur.execute(sql, params)
+            cols = [d[0] for d in res.description or []]
+            return [dict(zip(cols, r, strict=True)) for r in res.fetchall()]
+
+    def database_bytes(self) -> int:
+        if self.settings.is_memory:
+            row = self._con.cursor().execute("SELECT sum(memory_usage_bytes) FROM duckdb_memory()").fetchone()
+            return int(row[0] or 0) if row else 0
+        base = Path(self.path).expanduser()
+        wal = base.with_name(base.name + ".wal")
+        return sum(p.stat().st_size for p in (base, wal) if p.exists())
+
+    def checkpoint(self) -> None:
+        self._con.cursor().execute("CHECKPOINT")
+
+    def close(self) -> None:
+        self._con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,123 @@
+"""Bulk import of JSONL / JSON / CSV / Parquet files through the same ingest path as MCP."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from telemetry_mcp.errors import InvalidArgument
+from telemetry_mcp.store.ingest import IngestReport, Ingestor
+
+Progress = Callable[[int, int | None], None]
+BATCH = 10_000
+
+
+class _BadRecord:
+    """A line or row that could not even be parsed; reported as a rejection with its position."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _jsonl(path: Path) -> Iterator[Any]:
+    with path.open("rb") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                yield json.loads(line)
+            except (ValueError, RecursionError) as exc:
+                yield _BadRecord(f"line {lineno}: malformed JSON ({str(exc)[:120]})")
+
+
+def _json(path: Path) -> Iterator[Any]:
+    with path.open("rb") as fh:
+        try:
+            data = json.load(fh)
+        except (ValueError, RecursionError) as exc:
+            raise InvalidArgument(f"{path}: not valid JSON ({str(exc)[:200]})") from None
+    if isinstance(data, dict) and isinstance(data.get("events"), list):
+        data = data["events"]
+    if not isinstance(data, list):
+        raise InvalidArgument(f"{path}: expected a JSON array of events (or {{\"events\": [...]}})")
+    yield from data
+
+
+def _csv_value(key: str, value: str) -> Any:
+    if value == "":
+        return None
+    if key == "properties":
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value  # validation reports it as "expected a JSON object"
+    return value
+
+
+def _csv(path: Path) -> Iterator[Any]:
+    with path.open(newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            yield {k: _csv_value(k, v) for k, v in row.items() if k is not None and v is not None and v != ""}
+
+
+def _parquet(path: Path) -> Iterator[Any]:
+    import pyarrow.parquet as pq
+
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH):
+        for row in batch.to_pylist():
+            yield {k: (v.isoformat() + "Z" if hasattr(v, "isoformat") and k == "timestamp" and v.tzinfo is None
+                       else v.isoformat() if hasattr(v, "isoformat") else v)
+                   for k, v in row.items() if v is not None}  # fmt: skip
+
+
+READERS: dict[str, Callable[[Path], Iterator[Any]]] = {
+    ".jsonl": _jsonl,
+    ".ndjson": _jsonl,
+    ".json": _json,
+    ".csv": _csv,
+    ".parquet": _parquet,
+}
+
+
+def records(path: Path) -> Iterator[Any]:
+    """Raw event records of a file, by extension."""
+    reader = READERS.get(path.suffix.lower())
+    if reader is None:
+        raise InvalidArgument(f"{path}: unsupported file type; use one of {', '.join(sorted(READERS))}")
+    if not path.is_file():
+        raise InvalidArgument(f"{path}: no such file")
+    return reader(path)
+
+
+def import_file(ingestor: Ingestor, path: Path, progress: Progress | None = None) -> IngestReport:
+    """Load one file in batches of 10,000; a bad line is a rejection (by record number), never a stop."""
+    total = IngestReport()
+    batch: list[Any] = []
+    positions: list[int] = []
+    seen = 0
+
+    def flush() -> None:
+        report = ingestor.ingest(batch)
+        errors, report.errors = report.errors, []
+        total.merge(report)
+        total.errors.extend((positions[i], reason) for i, reason in errors[: max(0, 100 - len(total.errors))])
+        batch.clear()
+        positions.clear()
+        if progress:
+            progress(seen, None)
+
+    for record in records(path):
+        if isinstance(record, _BadRecord):
+            total.reject(seen, record.reason)
+        else:
+            batch.append(record)
+            positions.append(seen)
+        seen += 1
+        if len(batch) >= BATCH:
+            flush()
+    if batch:
+        flush()
+    return total

@@ -1,0 +1,223 @@
+"""The one ingest path: validate → privacy pipeline → one Arrow batch → one committed INSERT."""
+
+from __future__ import annotations
+
+import gc
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+
+from telemetry_mcp.config import Settings
+from telemetry_mcp.errors import InvalidArgument
+from telemetry_mcp.events.model import DEFAULT_SEVERITY, EventRejected, validate_event
+from telemetry_mcp.events.privacy import PrivacyPipeline, PrivacySettings, is_sampled_in, sampling_key
+from telemetry_mcp.store.db import Store
+
+MAX_ERRORS = 100
+
+_TEXT = pa.string()
+SCHEMA = pa.schema(
+    [
+        ("seq", pa.int64()),
+        ("event_id", _TEXT),
+        ("ts", pa.timestamp("us")),
+        ("received_at", pa.timestamp("us")),
+        ("event_type", _TEXT),
+        ("name", _TEXT),
+        ("component", _TEXT),
+        ("user_id", _TEXT),
+        ("session_id", _TEXT),
+        ("actor", _TEXT),
+        ("severity", _TEXT),
+        ("duration_ms", pa.float64()),
+        ("value", pa.float64()),
+        ("unit", _TEXT),
+        ("service", _TEXT),
+        ("service_version", _TEXT),
+        ("platform", _TEXT),
+        ("os", _TEXT),
+        ("framework", _TEXT),
+        ("page", _TEXT),
+        ("properties", _TEXT),
+        ("redacted_paths", pa.list_(_TEXT)),
+    ]
+)
+_COLUMNS = [f.name for f in SCHEMA]
+_COPIED = ("name", "component", "session_id", "duration_ms", "value", "unit", "service", "service_version",
+           "platform", "os", "framework", "page")  # fmt: skip
+
+
+@dataclass
+class IngestReport:
+    """What one ingest call did (SPEC tool 1)."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    errors: list[tuple[int, str]] = field(default_factory=list)
+    dropped_dnt: int = 0
+    sampled_out: int = 0
+    redactions: int = 0
+
+    def reject(self, index: int, reason: str) -> None:
+        self.rejected += 1
+        if len(self.errors) < MAX_ERRORS:
+            self.errors.append((index, reason))
+
+    def merge(self, other: IngestReport, offset: int = 0) -> None:
+        self.accepted += other.accepted
+        self.duplicates += other.duplicates
+        self.dropped_dnt += other.dropped_dnt
+        self.sampled_out += other.sampled_out
+        self.redactions += other.redactions
+        self.rejected += other.rejected
+        room = MAX_ERRORS - len(self.errors)
+        self.errors.extend((i + offset, r) for i, r in other.errors[: max(room, 0)])
+
+
+def privacy_settings(settings: Settings) -> PrivacySettings:
+    return PrivacySettings(
+        honor_dnt=settings.honor_dnt,
+        sample_rate=settings.sample_rate,
+        exclude_fields=settings.exclude_fields,
+        excluded_paths=tuple(settings.excluded_paths),
+        scrub_values=settings.scrub_values,
+        anonymize_urls=settings.anonymize_urls,
+        hash_user_ids=settings.hash_user_ids,
+    )
+
+
+class Ingestor:
+    """Turns raw event dicts into stored rows for one store. Thread-safe (writes are serialised)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.settings = store.settings
+        self.privacy = PrivacyPipeline(privacy_settings(store.settings), store.salt)
+
+    def ingest(
+        self,
+        events: Sequence[Any],
+        *,
+        service: str | None = None,
+        service_version: str | None = None,
+        do_not_track: bool = False,
+        now: datetime | None = None,
+    ) -> IngestReport:
+        """Validate, scrub and store one batch. One bad event never loses the good ones.
+
+        The accepted rows are committed in one statement before this returns.
+        """
+        limit = self.settings.max_batch_events
+        if len(events) > limit:
+            raise InvalidArgument(
+                f"batch of {len(events):,} events exceeds the limit of {limit:,} per call; "
+                "split it into several calls (or use `telemetry-mcp import FILE` for bulk loads)"
+            )
+        report = IngestReport()
+        if do_not_track and self.settings.honor_dnt:
+            report.dropped_dnt = len(events)
+            self.store.counters.add(received=len(events), dropped_dnt=len(events))
+            return report
+        received_at = (now or datetime.now(UTC)).replace(tzinfo=None)
+        cols: dict[str, list[Any]] = {c: [] for c in _COLUMNS}
+        seen: set[str] = set()
+        # The cyclic GC is the largest single cost of big payloads (PERF_NOTES): pause it per batch.
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            for index, raw in enumerate(events):
+                self._one(index, raw, report, cols, seen, received_at, service, service_version)
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+        inserted = self._write(cols) if cols["event_id"] else 0
+        report.duplicates += len(cols["event_id"]) - inserted
+        report.accepted = inserted
+        self.store.counters.add(
+            received=len(events),
+            accepted=report.accepted,
+            rejected=report.rejected,
+            duplicates=report.duplicates,
+            dropped_dnt=report.dropped_dnt,
+            sampled_out=report.sampled_out,
+        )
+        return report
+
+    def _one(
+        self,
+        index: int,
+        raw: Any,
+        report: IngestReport,
+        cols: dict[str, list[Any]],
+        seen: set[str],
+        received_at: datetime,
+        service: str | None,
+        service_version: str | None,
+    ) -> None:
+        try:
+            ev = validate_event(raw)
+        except EventRejected as exc:
+            report.reject(index, str(exc))
+            return
+        if ev.do_not_track and self.settings.honor_dnt:
+            report.dropped_dnt += 1
+            return
+        rate = self.settings.sample_rate
+        if rate < 1.0 and not is_sampled_in(sampling_key(ev.user_id, ev.session_id, ev.event_id), rate):
+            report.sampled_out += 1
+            return
+        row: dict[str, Any] = ev.__dict__.copy()
+        event_id = ev.event_id or str(uuid.uuid4())
+        if event_id in seen:
+            report.duplicates += 1
+            return
+        seen.add(event_id)
+        row["event_id"] = event_id
+        if row["service"] is None:
+            row["service"] = service
+        if row["service_version"] is None:
+            row["service_version"] = service_version
+        paths = self.privacy.apply(row)
+        report.redactions += len(paths)
+        user_id = row["user_id"]
+        session_id = row["session_id"]
+        props = row["properties"]
+        cols["event_id"].append(event_id)
+        cols["ts"].append(ev.timestamp or received_at)
+        cols["received_at"].append(received_at)
+        cols["event_type"].append(ev.event_type)
+        cols["user_id"].append(user_id)
+        cols["actor"].append(
+            user_id if user_id is not None else f"s:{session_id}" if session_id is not None else f"e:{event_id}"
+        )
+        cols["severity"].append(ev.severity or DEFAULT_SEVERITY.get(ev.event_type, "info"))
+        for name in _COPIED:
+            cols[name].append(row[name])
+        cols["properties"].append(
+            None if props is None else json.dumps(props, ensure_ascii=False, separators=(",", ":"))
+        )
+        cols["redacted_paths"].append(paths or None)
+
+    def _write(self, cols: dict[str, list[Any]]) -> int:
+        n = len(cols["event_id"])
+        with self.store.write_lock:
+            start = self.store.take_seq(n)
+            cols["seq"] = list(range(start, start + n))
+            cur = self.store.cursor()
+            cur.register("batch", pa.table(cols, schema=SCHEMA))
+            try:
+                row = cur.execute(
+                    f"INSERT OR IGNORE INTO events ({', '.join(_COLUMNS)}) "
+                    f"SELECT {', '.join(c if c != 'properties' else 'properties::JSON' for c in _COLUMNS)} "
+                    "FROM batch"
+                ).fetchone()
+            finally:
+                cur.unregister("batch")
+                cur.close()
+        return int(row[0]) if row else 0

@@ -1,0 +1,77 @@
+"""Schema migrations: an ordered registry, each applied together with its record in one transaction."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import duckdb
+
+Migration = Callable[[duckdb.DuckDBPyConnection], None]
+
+
+def _m001_events(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        """
+        CREATE TABLE events (
+            seq             BIGINT NOT NULL,     -- arrival order: ties on ts sort by it
+            event_id        VARCHAR PRIMARY KEY, -- dedupe
+            ts              TIMESTAMP NOT NULL,  -- UTC
+            received_at     TIMESTAMP NOT NULL,
+            event_type      VARCHAR NOT NULL,
+            name            VARCHAR,
+            component       VARCHAR,
+            user_id         VARCHAR,             -- keyed hash, never the raw id
+            session_id      VARCHAR,             -- explicit sessions only; derived ones are computed
+            actor           VARCHAR NOT NULL,    -- user_id, else 's:' || session_id, else 'e:' || event_id
+            severity        VARCHAR NOT NULL,
+            duration_ms     DOUBLE,
+            value           DOUBLE,
+            unit            VARCHAR,
+            service         VARCHAR,
+            service_version VARCHAR,
+            platform        VARCHAR,
+            os              VARCHAR,
+            framework       VARCHAR,
+            page            VARCHAR,
+            properties      JSON,
+            redacted_paths  VARCHAR[]
+        )
+        """
+    )
+
+
+def _m002_meta(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)")
+    # The per-store salt for user_id hashing: random, created once, never leaves the store.
+    con.execute("INSERT INTO meta VALUES ('salt', ?)", [secrets.token_hex(32)])
+    con.execute("INSERT INTO meta VALUES ('created_at', ?)", [datetime.now(UTC).isoformat()])
+
+
+MIGRATIONS: list[tuple[str, Migration]] = [
+    ("001_events", _m001_events),
+    ("002_meta", _m002_meta),
+]
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Apply every migration not yet recorded; return the names applied now."""
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMP NOT NULL)"
+    )
+    done = {r[0] for r in con.execute("SELECT name FROM schema_migrations").fetchall()}
+    applied = []
+    for name, step in MIGRATIONS:
+        if name in done:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            step(con)
+            con.execute("INSERT INTO schema_migrations VALUES (?, now()::TIMESTAMP)", [name])
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        applied.append(name)
+    return applied
