@@ -1,8 +1,6 @@
 """Shared fixtures: an in-memory store, the app around it, and an in-process MCP client."""
 
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
-
 import pytest
 from mcp import Client
 
@@ -28,10 +26,3 @@ def app(settings: Settings) -> Iterator[App]:
 async def client(app: App) -> AsyncIterator[Client]:
     async with Client(build_server(app)) as c:
         yield c
-
-
-def load(app: App, events: list[dict[str, Any]]) -> None:
-    """Ingest events that must all be accepted (test data, not a test of ingest)."""
-    report = app.ingestor.ingest(events)
-    assert report.rejected == 0, report.errors
-    assert report.accepted == len(events)
