@@ -26,10 +26,10 @@ def serve(settings: Settings, transport: str = "stdio", host: str = "127.0.0.1",
         if transport == "http":
             anyio.run(
                 lambda: mcp.run_streamable_http_async(
-                    host=host, port=port, max_request_body_size=settings.max_request_bytes + 64 * 1024
+                    host=host, port=port, max_request_body_size=settings.max_request_bytes
                 )
             )
         else:
-            anyio.run(_serve_stdio, mcp, settings.max_request_bytes + 64 * 1024)
+            anyio.run(_serve_stdio, mcp, settings.max_request_bytes)
     finally:
         app.store.close()

@@ -81,8 +81,7 @@ async def guarded_stdio(max_bytes: int) -> AsyncIterator[tuple[Any, Any]]:
     os.close(devnull)
     read_writer, read_stream = create_context_streams[SessionMessage | Exception](0)
     write_stream, write_reader = create_context_streams[SessionMessage](0)
-    # Slack above the body limit for the JSON-RPC envelope; the tool enforces the exact limit.
-    line_limit = max_bytes + 64 * 1024
+    line_limit = max_bytes
 
     async def reader() -> None:
         async with read_writer:

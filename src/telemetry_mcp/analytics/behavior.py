@@ -1,0 +1,86 @@
+"""analyze_user_behavior: the query model shared by its analyses, and the registry of analyses.
+
+A new analysis is one module exposing `run(store, query) -> <pydantic result>` plus one line here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from telemetry_mcp.analytics.common import DEFAULT_LIMIT, MAX_LIMIT, Filter
+from telemetry_mcp.store import Store
+
+# analysis name → module under telemetry_mcp.analytics (each has `run(store, query)`).
+ANALYSES: dict[str, str] = {
+    "funnel": "funnel",
+    "dropoff": "dropoff",
+    "retention": "retention",
+    "journeys": "journeys",
+    "engagement": "engagement",
+}
+
+Analysis = Literal["funnel", "journeys", "retention", "dropoff", "engagement"]
+
+
+class StepSpec(BaseModel):
+    """One funnel step: an event_type, optionally narrowed by name, component and filters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event_type: str = Field(description="event_type of the step, e.g. page_view")
+    name: str | None = Field(None, description="only events with this name")
+    component: str | None = Field(None, description="only events of this component")
+    filters: list[Filter] | None = Field(None, description="extra conditions on the step's events")
+    label: str | None = Field(None, description="display label (default built from the spec)")
+
+
+class Exclusion(BaseModel):
+    """An event that must not happen between two funnel steps (0-based step indexes)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event: StepSpec = Field(description="the excluded event")
+    from_step: int = Field(ge=0, le=9, description="0-based index of the step after which it is excluded")
+    to_step: int = Field(ge=1, le=9, description="0-based index of the step before which it is excluded")
+
+
+class BehaviorQuery(BaseModel):
+    """All arguments of analyze_user_behavior, already parsed (since/until still as given)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    analysis: Analysis
+    since: str | None = None
+    until: str | None = None
+    timezone: str = "UTC"
+    filters: list[Filter] | None = None
+    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
+    # funnel / dropoff
+    steps: list[StepSpec] | None = None
+    conversion_window: str = "14d"
+    order: Literal["ordered", "strict", "unordered"] = "ordered"
+    by: Literal["user", "session"] = "user"
+    exclusions: list[Exclusion] | None = None
+    breakdown_by: str | None = None
+    # journeys
+    node: Literal["event_type", "name", "component", "page"] = "event_type"
+    start_at: str | None = None
+    end_at: str | None = None
+    max_steps: int = Field(5, ge=2, le=20)
+    # retention / engagement
+    period: Literal["day", "week", "month"] = "week"
+    retention_type: Literal["first_time", "recurring"] = "first_time"
+    start_event: str | None = None
+    return_event: str | None = None
+    periods: int = Field(8, ge=1, le=120)
+    cumulative: bool = False
+
+
+def run_behavior(store: Store, query: BehaviorQuery) -> BaseModel:
+    """Dispatch through the registry (no if-chain)."""
+    module = importlib.import_module(f"telemetry_mcp.analytics.{ANALYSES[query.analysis]}")
+    result: Any = module.run(store, query)
+    return result  # type: ignore[no-any-return]

@@ -1,0 +1,123 @@
+"""`telemetry-mcp demo`: load the fixture set into a demo store, then be an MCP client of the real
+server over stdio and show what every tool answers. No AI client or configuration needed."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from telemetry_mcp.config import Settings, default_db_path, load_settings
+from telemetry_mcp.store import Store
+from telemetry_mcp.store.importer import records
+from telemetry_mcp.store.ingest import Ingestor
+
+BATCH = 10_000
+
+
+def sample_path() -> Path:
+    """The bundled sample: package data in a wheel, fixtures/ in a source checkout."""
+    here = Path(__file__).resolve()
+    for candidate in (here.parents[1] / "data" / "sample.jsonl", here.parents[3] / "fixtures" / "sample.jsonl"):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError("the fixture sample (fixtures/sample.jsonl) is not installed; pass --data FILE")
+
+
+def demo_db_path() -> str:
+    return str(Path(default_db_path()).with_name("demo.duckdb"))
+
+
+def _shifted(path: Path, now: datetime) -> Iterator[Any]:
+    """The sample's events with timestamps moved so the newest one is a minute ago."""
+    newest = None
+    for rec in records(path):
+        if isinstance(rec, dict) and isinstance(rec.get("timestamp"), str):
+            ts = datetime.fromisoformat(rec["timestamp"].replace("Z", "+00:00"))
+            newest = ts if newest is None or ts > newest else newest
+    shift = (now - timedelta(minutes=1) - newest) if newest else timedelta(0)
+    for rec in records(path):
+        if isinstance(rec, dict) and isinstance(rec.get("timestamp"), str):
+            ts = datetime.fromisoformat(rec["timestamp"].replace("Z", "+00:00")) + shift
+            rec = {**rec, "timestamp": ts.astimezone(UTC).isoformat().replace("+00:00", "Z")}
+        yield rec
+
+
+def load_demo(settings: Settings, data: Path) -> tuple[int, int, float]:
+    """Load `data` (time-shifted to end now) through the normal ingest path; return counts and seconds."""
+    started = time.perf_counter()
+    accepted = rejected = 0
+    with Store(settings) as store:
+        ingestor = Ingestor(store)
+        batch: list[Any] = []
+        for rec in _shifted(data, datetime.now(UTC)):
+            batch.append(rec)
+            if len(batch) == BATCH:
+                report = ingestor.ingest(batch)
+                accepted, rejected = accepted + report.accepted, rejected + report.rejected
+                batch = []
+        if batch:
+            report = ingestor.ingest(batch)
+            accepted, rejected = accepted + report.accepted, rejected + report.rejected
+        store.checkpoint()
+    return accepted, rejected, time.perf_counter() - started
+
+
+def demo_calls() -> list[tuple[str, dict[str, Any]]]:
+    from telemetry_mcp.server.tools import TOOL_MODULES
+
+    calls: list[tuple[str, dict[str, Any]]] = []
+    for name in TOOL_MODULES:
+        calls.extend(getattr(importlib.import_module(f"telemetry_mcp.server.tools.{name}"), "DEMO_CALLS", []))
+    return calls
+
+
+async def _show(db: str, out: Any) -> int:
+    from mcp import Client, StdioServerParameters
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TELEMETRY_MCP_DB")}
+    params = StdioServerParameters(command=sys.executable, args=["-m", "telemetry_mcp", "--db", db], env=env)
+    failures = 0
+    async with Client(params) as client:
+        tools = (await client.list_tools()).tools
+        print(f"\nThe server offers {len(tools)} tools: {', '.join(t.name for t in tools)}\n", file=out)
+        for name, args in demo_calls():
+            started = time.perf_counter()
+            result = await client.call_tool(name, args)
+            ms = (time.perf_counter() - started) * 1000
+            print(f"── {name}({json.dumps(args)})  [{ms:.0f} ms]", file=out)
+            if result.is_error:
+                failures += 1
+                text = result.content[0].text if result.content else "?"  # type: ignore[union-attr]
+                print(f"   ERROR: {text}", file=out)
+            else:
+                summary = (result.structured_content or {}).get("summary", "")
+                print(f"   {summary}\n", file=out)
+    return failures
+
+
+def run_demo(overrides: dict[str, Any], data: Path | None) -> int:
+    """Entry point of `telemetry-mcp demo`. Uses its own demo store unless --db is given."""
+    explicit_db = overrides.get("db") or os.environ.get("TELEMETRY_MCP_DB")
+    db = explicit_db or demo_db_path()
+    if not explicit_db:
+        for suffix in ("", ".wal"):
+            Path(db + suffix).unlink(missing_ok=True)
+    settings = load_settings({**overrides, "db": db})
+    if settings.is_memory:
+        print("telemetry-mcp: demo needs a file store (the server runs in its own process)", file=sys.stderr)
+        return 2
+    source = data or sample_path()
+    print(f"Loading {source} into {db} (timestamps shifted to end now)…", flush=True)
+    accepted, rejected, seconds = load_demo(settings, source)
+    print(f"Loaded {accepted:,} events ({rejected:,} rejected) in {seconds:.1f} s.", flush=True)
+    failures = asyncio.run(_show(db, sys.stdout))
+    print(f"Demo store kept at {db}. Point your MCP client at it with --db {db}.")
+    return 1 if failures else 0

@@ -1,0 +1,111 @@
+"""Real stdio subprocesses: persistence across restarts, kill -9 durability, the store lock, and
+hostile lines that the SDK's own reader would silently drop."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from wire import RawServer, server_env
+
+from telemetry_mcp.config import load_settings
+from telemetry_mcp.store import Store
+
+
+def _events(n: int, prefix: str) -> list[dict[str, object]]:
+    return [
+        {"event_id": f"{prefix}-{i}", "event_type": "component_load", "component": "Button",
+         "duration_ms": i, "user_id": f"user-{i % 7}", "timestamp": 1_700_000_000_000 + i}
+        for i in range(n)
+    ]  # fmt: skip
+
+
+def _count(db: Path) -> int:
+    with Store(load_settings({"db": str(db)}, env={})) as store:
+        return int(store.fetch("SELECT count(*) FROM events")[0][0])
+
+
+def test_events_ingested_over_stdio_are_there_after_a_restart(tmp_path: Path) -> None:
+    db = tmp_path / "t.duckdb"
+    with RawServer(db) as server:
+        server.initialize()
+        reply = server.call("ingest_events", {"events": _events(250, "a")})
+        assert reply["result"]["structuredContent"]["accepted"] == 250
+    with RawServer(db) as server:
+        server.initialize()
+        again = server.call("ingest_events", {"events": _events(250, "a")[:10]})
+        # the restarted server sees the stored ids: all ten are duplicates
+        assert again["result"]["structuredContent"]["accepted"] == 0
+        assert again["result"]["structuredContent"]["duplicates"] == 10
+    assert _count(db) == 250
+
+
+def test_acknowledged_events_survive_kill_9_right_after_the_answer(tmp_path: Path) -> None:
+    db = tmp_path / "k.duckdb"
+    server = RawServer(db)
+    server.initialize()
+    acknowledged = 0
+    for batch in range(3):
+        reply = server.call("ingest_events", {"events": _events(1000, f"b{batch}")})
+        acknowledged += reply["result"]["structuredContent"]["accepted"]
+    os.kill(server.proc.pid, signal.SIGKILL)
+    server.proc.wait(timeout=10)
+    server.close()
+    assert acknowledged == 3000
+    assert _count(db) == 3000
+
+
+def test_a_second_server_on_the_same_file_exits_with_one_clear_line(tmp_path: Path) -> None:
+    db = tmp_path / "lock.duckdb"
+    with RawServer(db) as first:
+        first.initialize()
+        second = subprocess.run(
+            [sys.executable, "-m", "telemetry_mcp", "--db", str(db)],
+            input=b"", capture_output=True, timeout=60, env=server_env(),
+        )  # fmt: skip
+        err = second.stderr.decode().strip()
+        assert second.returncode != 0
+        assert "Traceback" not in err
+        assert len(err.splitlines()) == 1, err
+        assert str(db) in err and "locked" in err and "--db" in err
+        assert second.stdout == b""
+        # the first server is unaffected
+        assert first.call("ingest_events", {"events": _events(1, "z")})["result"]["structuredContent"]["accepted"] == 1
+
+
+def test_hostile_lines_get_a_json_rpc_error_and_the_server_keeps_serving(tmp_path: Path) -> None:
+    with RawServer(tmp_path / "h.duckdb", "--max-request-bytes", "200000") as server:
+        server.initialize()
+        deep = "[" * 5000 + "]" * 5000
+        cases = {
+            "nested too deeply": '{"jsonrpc":"2.0","id":"deep","method":"tools/call","params":{"name":'
+            '"ingest_events","arguments":{"events":[{"event_type":"x","properties":{"a":' + deep + "}}]}}}",
+            "lone UTF-16 surrogate": '{"jsonrpc":"2.0","id":"sur","method":"tools/call","params":{"name":'
+            '"ingest_events","arguments":{"events":[{"event_type":"x","name":"\\ud800"}]}}}',
+            "exceeds the limit of 200,000 bytes": '{"jsonrpc":"2.0","id":"big","method":"tools/call","params":'
+            '{"name":"ingest_events","arguments":{"events":[{"event_type":"x","name":"' + "a" * 300_000 + '"}]}}}',
+            "malformed JSON": '{"jsonrpc":"2.0","id":"bad","method":"tools/call", garbage',
+        }
+        for expected, line in cases.items():
+            server.send_line(line.encode())
+            reply = server.read(timeout=20)
+            assert "error" in reply, reply
+            assert expected in reply["error"]["message"], reply
+        ok = server.call("ingest_events", {"events": [{"event_type": "still_alive"}]})
+        assert ok["result"]["structuredContent"]["accepted"] == 1
+
+
+def test_stdout_carries_only_protocol_frames(tmp_path: Path) -> None:
+    with RawServer(tmp_path / "o.duckdb", "--log-level", "DEBUG") as server:
+        server.initialize()
+        server.call("ingest_events", {"events": [{"event_type": "x"}, {"event_type": "BAD"}]})
+        server.call("no_such_tool", {})
+        assert server.proc.stdin is not None
+        server.proc.stdin.close()
+        server.proc.wait(timeout=20)
+        assert server.proc.stdout is not None
+        rest = server.proc.stdout.read().decode()
+        for line in filter(None, rest.splitlines()):
+            assert json.loads(line)["jsonrpc"] == "2.0"
