@@ -14,7 +14,8 @@ import pyarrow as pa
 
 from telemetry_mcp.config import Settings
 from telemetry_mcp.errors import InvalidArgument
-from telemetry_mcp.events.model import DEFAULT_SEVERITY, EventRejected, validate_event
+from telemetry_mcp.events.fastpath import validate_row
+from telemetry_mcp.events.model import DEFAULT_SEVERITY, EventRejected
 from telemetry_mcp.events.privacy import PrivacyPipeline, PrivacySettings, is_sampled_in, sampling_key
 from telemetry_mcp.store.db import Store
 
@@ -161,19 +162,18 @@ class Ingestor:
         service_version: str | None,
     ) -> None:
         try:
-            ev = validate_event(raw)
+            row, props_json = validate_row(raw, received_at)
         except EventRejected as exc:
             report.reject(index, str(exc))
             return
-        if ev.do_not_track and self.settings.honor_dnt:
+        if row["do_not_track"] and self.settings.honor_dnt:
             report.dropped_dnt += 1
             return
         rate = self.settings.sample_rate
-        if rate < 1.0 and not is_sampled_in(sampling_key(ev.user_id, ev.session_id, ev.event_id), rate):
+        if rate < 1.0 and not is_sampled_in(sampling_key(row["user_id"], row["session_id"], row["event_id"]), rate):
             report.sampled_out += 1
             return
-        row: dict[str, Any] = ev.__dict__.copy()
-        event_id = ev.event_id or str(uuid.uuid4())
+        event_id = row["event_id"] or str(uuid.uuid4())
         if event_id in seen:
             report.duplicates += 1
             return
@@ -188,20 +188,21 @@ class Ingestor:
         user_id = row["user_id"]
         session_id = row["session_id"]
         props = row["properties"]
+        if props is not None and any(p.startswith("properties") for p in paths):
+            props_json = json.dumps(props, ensure_ascii=False, separators=(",", ":"))
+        event_type = row["event_type"]
         cols["event_id"].append(event_id)
-        cols["ts"].append(ev.timestamp or received_at)
+        cols["ts"].append(row["timestamp"] or received_at)
         cols["received_at"].append(received_at)
-        cols["event_type"].append(ev.event_type)
+        cols["event_type"].append(event_type)
         cols["user_id"].append(user_id)
         cols["actor"].append(
             user_id if user_id is not None else f"s:{session_id}" if session_id is not None else f"e:{event_id}"
         )
-        cols["severity"].append(ev.severity or DEFAULT_SEVERITY.get(ev.event_type, "info"))
+        cols["severity"].append(row["severity"] or DEFAULT_SEVERITY.get(event_type, "info"))
         for name in _COPIED:
             cols[name].append(row[name])
-        cols["properties"].append(
-            None if props is None else json.dumps(props, ensure_ascii=False, separators=(",", ":"))
-        )
+        cols["properties"].append(None if props is None else props_json)
         cols["redacted_paths"].append(paths or None)
 
     def _write(self, cols: dict[str, list[Any]]) -> int:
