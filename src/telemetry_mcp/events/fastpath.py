@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any, Literal
+
+import msgspec
 
 from telemetry_mcp.events.model import (
     EPOCH,
@@ -25,37 +26,12 @@ from telemetry_mcp.events.model import (
     validate_event,
 )
 
-_EVENT_TYPE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _TEXT200 = ("name", "component", "user_id", "session_id", "service", "service_version", "platform", "os",
             "framework", "page")  # fmt: skip
-_ALLOWED = frozenset(
-    ("event_id", "timestamp", "event_type", "unit", "severity", "duration_ms", "value", "properties",
-     "do_not_track", "ip", *_TEXT200)
-)  # fmt: skip
-_SEVERITIES = frozenset(("debug", "info", "warning", "error", "critical"))
+_S200 = Annotated[str, msgspec.Meta(max_length=200)]
 _MAX_MS = 253402300799999
 ROW_KEYS = ("event_id", "timestamp", "event_type", *_TEXT200, "unit", "severity", "duration_ms", "value",
             "properties", "do_not_track", "ip")  # fmt: skip
-
-
-def _text_ok(v: object, limit: int) -> bool:
-    if type(v) is not str or len(v) > limit:
-        return False
-    if v.isascii():
-        return "\x00" not in v
-    if "\x00" in v:
-        return False
-    try:
-        v.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _number_ok(v: object) -> bool:
-    if type(v) is float:
-        return math.isfinite(v)
-    return type(v) is int and abs(v) < 2**1023  # larger ints overflow a float: the model explains
 
 
 def _timestamp(v: object, now: datetime) -> datetime | None:
@@ -84,9 +60,12 @@ def properties_json(props: dict[str, Any]) -> str | None:
         text = json.dumps(props, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     except (ValueError, TypeError, RecursionError):
         return None
-    if len(text) * 4 > MAX_PROPERTIES_BYTES and len(text.encode("utf-8", "surrogatepass")) > MAX_PROPERTIES_BYTES:
+    limit = MAX_PROPERTIES_BYTES
+    if len(text) * 4 > limit and len(text.encode("utf-8", "surrogatepass")) > limit:
         return None
-    if text.count("{") + text.count("[") > MAX_PROPERTIES_DEPTH and _depth_exceeds(props, MAX_PROPERTIES_DEPTH):
+    # Depth can only exceed the limit when there are more brackets than levels allowed.
+    depth = MAX_PROPERTIES_DEPTH
+    if text.count("{") + text.count("[") > depth and _depth_exceeds(props, depth):
         return None
     if not text.isascii():
         try:
@@ -101,7 +80,7 @@ def validate_row(raw: Any, now: datetime) -> tuple[dict[str, Any], str | None]:
 
     Raises EventRejected with the model's reasons when the event is invalid.
     """
-    if type(raw) is dict and raw.keys() <= _ALLOWED:
+    if type(raw) is dict:
         row = _fast(raw, now)
         if row is not None:
             return row
@@ -111,57 +90,75 @@ def validate_row(raw: Any, now: datetime) -> tuple[dict[str, Any], str | None]:
     return row, (None if props is None else json.dumps(props, ensure_ascii=False, separators=(",", ":")))
 
 
+class _Candidate(msgspec.Struct, forbid_unknown_fields=True):
+    """The shape of an obviously valid event, checked in C by msgspec (text fields first)."""
+
+    event_type: Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,63}\Z")]
+    event_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)] | None = None
+    name: _S200 | None = None
+    component: _S200 | None = None
+    user_id: _S200 | None = None
+    session_id: _S200 | None = None
+    service: _S200 | None = None
+    service_version: _S200 | None = None
+    platform: _S200 | None = None
+    os: _S200 | None = None
+    framework: _S200 | None = None
+    page: _S200 | None = None
+    unit: Annotated[str, msgspec.Meta(max_length=32)] | None = None
+    ip: str | None = None
+    timestamp: datetime | int | float | None = None
+    severity: Literal["debug", "info", "warning", "error", "critical"] | None = None
+    duration_ms: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    value: float | None = None
+    properties: dict[str, Any] | None = None
+    do_not_track: bool | None = None
+
+
 def _fast(raw: dict[str, Any], now: datetime) -> tuple[dict[str, Any], str | None] | None:
-    get = raw.get
-    et = get("event_type")
-    if type(et) is not str or not _EVENT_TYPE.fullmatch(et):
+    try:
+        ev = msgspec.convert(raw, _Candidate)
+    except (msgspec.ValidationError, OverflowError):
         return None
-    for key in _TEXT200:
-        v = get(key)
-        if v is not None and not _text_ok(v, 200):
+    # Lone surrogates and NUL characters: one check over all text fields together.
+    joined = "".join([t for t in (ev.event_id, ev.name, ev.component, ev.user_id, ev.session_id, ev.service,
+                                  ev.service_version, ev.platform, ev.os, ev.framework, ev.page, ev.unit,
+                                  ev.ip) if t is not None])  # fmt: skip
+    if "\x00" in joined or (not joined.isascii() and not _encodable(joined)):
+        return None
+    for number in (ev.duration_ms, ev.value):
+        if number is not None and not math.isfinite(number):
             return None
-    v = get("event_id")
-    if v is not None and (not _text_ok(v, 128) or not v):
-        return None
-    v = get("unit")
-    if v is not None and not _text_ok(v, 32):
-        return None
-    v = get("severity")
-    if v is not None and v not in _SEVERITIES:
-        return None
-    d = get("duration_ms")
-    if d is not None and (not _number_ok(d) or d < 0):
-        return None
-    v = get("value")
-    if v is not None and not _number_ok(v):
-        return None
-    v = get("do_not_track")
-    if v is not None and type(v) is not bool:
-        return None
-    v = get("ip")
-    if v is not None and type(v) is not str:
-        return None
-    ts = get("timestamp")
-    parsed = None
+    ts = ev.timestamp
     if ts is not None:
-        parsed = _timestamp(ts, now)
-        if parsed is None:
-            return None
-    props = get("properties")
+        if type(ts) is datetime:
+            try:
+                if ts.tzinfo is not None:
+                    ts = ts.astimezone(UTC).replace(tzinfo=None)
+            except OverflowError:
+                return None
+            if ts < EPOCH or ts > now + FUTURE_TOLERANCE:
+                return None
+        else:
+            ts = _timestamp(ts, now)
+            if ts is None:
+                return None
     props_json = None
-    if props is not None:
-        if type(props) is not dict:
-            return None
-        props_json = properties_json(props)
+    if ev.properties is not None:
+        props_json = properties_json(ev.properties)
         if props_json is None:
             return None
-    row = {k: get(k) for k in ROW_KEYS}
-    row["timestamp"] = parsed
-    if d is not None:
-        row["duration_ms"] = float(d)
-    if row["value"] is not None:
-        row["value"] = float(row["value"])
+    row = msgspec.structs.asdict(ev)
+    row["timestamp"] = ts
     return row, props_json
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 __all__ = ["ROW_KEYS", "EventRejected", "properties_json", "validate_row"]

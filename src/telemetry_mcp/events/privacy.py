@@ -16,6 +16,8 @@ import ipaddress
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache, partial
+from itertools import accumulate
 
 __all__ = [
     "PrivacyPipeline",
@@ -84,56 +86,121 @@ def hash_user_id(user_id: str, salt: bytes) -> str:
 _BEARER = re.compile(r"(?<![\w\]])(?i:bearer)\s++[A-Za-z0-9._~+/=-]++")
 _JWT = re.compile(r"(?<![\w\]-])eyJ[A-Za-z0-9_-]*+\.[A-Za-z0-9_-]++\.[A-Za-z0-9_-]*+")
 # \w so that internationalised addresses are caught too; the local part starts at the start of its run.
-_EMAIL = re.compile(r"(?<![\w.%+-])[\w.%+-]++@[\w-]++(?:\.[\w-]++)+")
+_EMAIL_AT = re.compile(r"[\w.%+-]++@[\w-]++(?:\.[\w-]++)+")
+_EMAIL = re.compile(r"(?<![\w.%+-])" + _EMAIL_AT.pattern)
 # A candidate only; ipaddress decides. Bounded repetition, so at most ~45 characters per attempt.
 _IPV6 = re.compile(
     r"(?<![0-9A-Za-z:.\]])(?:[0-9A-Fa-f]{0,4}:){2,7}"
     r"(?:(?:[0-9]{1,3}\.){3}[0-9]{1,3}|[0-9A-Fa-f]{1,4})?"
-    r"(?![0-9A-Za-z:\[]|\.[0-9])"
+    r"(?![0-9A-Za-z:\[]|\.[0-9\[])"
 )
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 # Not part of a longer dotted number such as a version "1.2.3.4.5".
 _IPV4 = re.compile(rf"(?<![0-9\]])(?<![0-9\]]\.)(?:{_OCTET}\.){{3}}{_OCTET}(?![0-9\[])(?!\.[0-9\[])")
-# 13-19 digits, single spaces or dashes between them; must be the whole digit run, Luhn decides.
-_CARD = re.compile(r"(?<![0-9\]])(?<![0-9\]][ -])[0-9](?:[ -]?[0-9]){12,18}(?![ -]?[0-9\[])")
+# Groups of 3+ digits joined by single spaces or dashes (card numbers are written 4-4-4-4, 4-6-5,
+# 4-4-4-4-3 ...); card numbers are looked for inside, aligned on whole groups.
+_DIGIT_RUN = re.compile(r"[0-9]{3,}+(?:[ -][0-9]{3,}+)*+")
+_DIGITS = re.compile(r"[0-9]+")
+_CARD_MAX_GROUPS = 5
+_DIGIT_VALUE = bytes.maketrans(b"0123456789", bytes(range(10)))
+_DOUBLED_VALUE = bytes.maketrans(b"0123456789", bytes((0, 2, 4, 6, 8, 1, 3, 5, 7, 9)))
 
 
-def _luhn_ok(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
+def _luhn_prefix_sums(digits: str) -> tuple[list[int], list[int]]:
+    """Prefix sums that give the Luhn sum of any slice digits[s:e] in O(1).
+
+    Luhn doubles every second digit counted from the right end, i.e. the positions with the same
+    parity as e: use the first list when e is even, the second when it is odd. Built in C (bytes,
+    accumulate) because a long hostile run may hold tens of thousands of candidate windows.
+    """
+    raw = digits.encode()
+    plain, doubled = raw.translate(_DIGIT_VALUE), raw.translate(_DOUBLED_VALUE)
+    even, odd = bytearray(plain), bytearray(plain)
+    even[0::2], odd[1::2] = doubled[0::2], doubled[1::2]
+    return list(accumulate(even, initial=0)), list(accumulate(odd, initial=0))
 
 
-def _is_ipv6(candidate: str) -> bool:
-    if not any(c not in ":." for c in candidate):
-        return False  # a bare "::" is punctuation far more often than an address
-    try:
-        ipaddress.IPv6Address(candidate)
-    except ValueError:
-        return False
-    return True
+def _redact_emails(token: str, text: str) -> tuple[str, int]:
+    parts: list[str] = []
+    pos = n = 0
+    m = _EMAIL.search(text)
+    while m:
+        parts += (text[pos : m.start()], token)
+        pos, n = m.end(), n + 1
+        # Local-part characters right after a redacted address ("a@b.co+x@c.com") start the next
+        # one: the lookbehind still sees the original text, a second pass would see "]".
+        m = _EMAIL_AT.match(text, pos) or _EMAIL.search(text, pos)
+    parts.append(text[pos:])
+    return "".join(parts), n
 
 
-def _is_card(candidate: str) -> bool:
-    return _luhn_ok(candidate.replace(" ", "").replace("-", ""))
+def _redact_ipv6(token: str, text: str) -> tuple[str, int]:
+    n = 0
+
+    def one(m: re.Match[str]) -> str:
+        nonlocal n
+        candidate = m.group()
+        if not any(c not in ":." for c in candidate):
+            return candidate  # a bare "::" is punctuation far more often than an address
+        try:
+            ipaddress.IPv6Address(candidate)
+        except ValueError:
+            return candidate
+        n += 1
+        return token
+
+    return _IPV6.sub(one, text), n
 
 
-# (kind, pattern, a lower-case substring any match contains, validator of a candidate)
-_SCRUBBERS: tuple[tuple[str, re.Pattern[str], str, Callable[[str], bool] | None], ...] = (
+def _redact_cards(token: str, text: str) -> tuple[str, int]:
+    """Redact each Luhn-valid window of 13-19 digits made of whole groups of a digit run.
+
+    Windows rather than whole runs, so that a card number after another number ("order 1234
+    4111 1111 1111 1111") is still found; whole groups, so that a long account number is not cut.
+    """
+    parts: list[str] = []
+    pos = n = 0
+    for run in _DIGIT_RUN.finditer(text):
+        if run.end() - run.start() < 13:
+            continue
+        spans = [g.span() for g in _DIGITS.finditer(text, run.start(), run.end())]
+        # offsets[k]: index in the run's digits (separators dropped) where group k starts
+        offsets = list(accumulate((e - s for s, e in spans), initial=0))
+        sums = _luhn_prefix_sums(run.group().replace(" ", "").replace("-", ""))
+        i = 0
+        while i < len(spans):
+            last = -1
+            for j in range(i + 1, min(i + _CARD_MAX_GROUPS, len(spans)) + 1):
+                s, e = offsets[i], offsets[j]
+                if e - s > 19:
+                    break
+                if e - s >= 13 and (sums[e % 2][e] - sums[e % 2][s]) % 10 == 0:
+                    last = j - 1  # keep the longest valid window from this group
+            if last < 0:
+                i += 1
+                continue
+            parts += (text[pos : spans[i][0]], token)
+            pos, n, i = spans[last][1], n + 1, last + 1
+    parts.append(text[pos:])
+    return "".join(parts), n
+
+
+# (kind, a lower-case substring every match contains, redactor(token, text) -> (text, count))
+_SCRUBBERS: tuple[tuple[str, str, Callable[[str, str], tuple[str, int]]], ...] = (
     # Bearer first: the token after "Bearer" may itself be a JWT; the whole credential goes.
-    ("bearer", _BEARER, "bearer", None),
-    ("jwt", _JWT, "eyj", None),
+    ("bearer", "bearer", _BEARER.subn),
+    ("jwt", "eyj", _JWT.subn),
     # Before the IP patterns so that "user@10.0.0.1" is one e-mail address.
-    ("email", _EMAIL, "@", None),
+    ("email", "@", _redact_emails),
     # Before IPv4 so that "::ffff:10.0.0.1" is one IPv6 address.
-    ("ipv6", _IPV6, ":", _is_ipv6),
-    ("ipv4", _IPV4, ".", None),
-    ("card", _CARD, "", _is_card),
+    ("ipv6", ":", _redact_ipv6),
+    ("ipv4", ".", _IPV4.subn),
+    ("card", "", _redact_cards),
 )
+
+
+# Every kind needs one of these: e-mail "@", IPv6 ":", IPv4 and JWT ".", card digits, bearer itself.
+_MAYBE_SENSITIVE = re.compile(r"[@:.0-9]|(?i:bearer)")
 
 
 def scrub_text(text: str) -> tuple[str, list[str]]:
@@ -143,24 +210,13 @@ def scrub_text(text: str) -> tuple[str, list[str]]:
     each once. Digit runs failing the Luhn check are left alone. Linear time on any input.
     """
     kinds: list[str] = []
+    if not _MAYBE_SENSITIVE.search(text):  # the common case: a short label, nothing to look for
+        return text, kinds
     lowered = text.lower()
-    for kind, pattern, hint, valid in _SCRUBBERS:
-        if hint not in lowered:  # most values contain none of these: skip the regex scan
+    for kind, hint, redact in _SCRUBBERS:
+        if hint not in lowered:  # most values contain none of these: skip the scan
             continue
-        token = f"[redacted:{kind}]"
-        if valid is None:
-            text, n = pattern.subn(token, text)
-        else:
-            n = 0
-
-            def replace(m: re.Match[str], token: str = token, valid: Callable[[str], bool] = valid) -> str:
-                nonlocal n
-                if not valid(m.group()):
-                    return m.group()
-                n += 1
-                return token
-
-            text = pattern.sub(replace, text)
+        text, n = redact(f"[redacted:{kind}]", text)
         if n:
             kinds.append(kind)
             lowered = text.lower()
@@ -219,6 +275,7 @@ _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _URL_KEYS = frozenset(("url", "uri", "href", "link", "path", "page", "pathname", "referrer", "referer"))
 
 
+@lru_cache(maxsize=4096)  # the same few property names come back on every event
 def _is_secret_key(key: str) -> bool:
     squashed = "".join(c for c in key.lower() if c.isalnum())
     if any(part in squashed for part in _SECRET_PARTS):
@@ -241,6 +298,12 @@ class PrivacyPipeline:
         self.settings = settings
         self.salt = salt
         self._excluded = [tuple(p.split(".")) for p in settings.excluded_paths if p]
+        # The same users come back event after event; one HMAC each is enough.
+        self._hash_user_id = lru_cache(maxsize=65_536)(partial(hash_user_id, salt=salt))
+        # Labels, names and pages repeat across events: clean each distinct short value once.
+        self._clean_cached = lru_cache(maxsize=65_536)(self._clean_uncached)
+        self._scrub_cached = lru_cache(maxsize=16_384)(scrub_text)
+        self._page_cached = lru_cache(maxsize=16_384)(self._clean_page)
 
     def apply(self, row: dict[str, object]) -> list[str]:
         """Exclude, scrub, anonymize and hash `row` in place; return the paths removed or changed.
@@ -257,17 +320,17 @@ class PrivacyPipeline:
             self._walk_dict(props, "properties", changed)
         name = row.get("name")
         if s.scrub_values and isinstance(name, str):
-            row["name"], kinds = scrub_text(name)
+            row["name"], kinds = self._scrub_cached(name) if len(name) <= 200 else scrub_text(name)
             if kinds:
                 changed.append("name")
         page = row.get("page")
-        if s.anonymize_urls and isinstance(page, str):
-            row["page"] = anonymize_url(page)
+        if isinstance(page, str):
+            row["page"] = self._page_cached(page)
             if row["page"] != page:
                 changed.append("page")
         user_id = row.get("user_id")
         if s.hash_user_ids and isinstance(user_id, str):
-            row["user_id"] = hash_user_id(user_id, self.salt)
+            row["user_id"] = self._hash_user_id(user_id)
         # Never stored, whatever the settings: an IP address identifies a person.
         if row.pop("ip", None) is not None:
             changed.append("ip")
@@ -302,7 +365,20 @@ class PrivacyPipeline:
                 else:
                     self._walk_value(item, owner, here, changed)
 
+    def _clean_page(self, page: str) -> str:
+        # Beyond the SPEC's step 5: a page path can carry an e-mail or IP too ("/users/ann@x.com").
+        if self.settings.anonymize_urls:
+            page = anonymize_url(page)
+        if self.settings.scrub_values:
+            page, _ = scrub_text(page)
+        return page
+
     def _clean(self, key: str, value: str) -> str:
+        if len(value) <= 256:
+            return self._clean_cached(key, value)
+        return self._clean_uncached(key, value)
+
+    def _clean_uncached(self, key: str, value: str) -> str:
         if self.settings.scrub_values:
             value, _ = scrub_text(value)
         if self.settings.anonymize_urls and _is_url_value(key, value):
