@@ -1,6 +1,8 @@
 """Shared fixtures: an in-memory store, the app around it, and an in-process MCP client."""
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
+
 import pytest
 from mcp import Client
 
@@ -24,5 +26,27 @@ def app(settings: Settings) -> Iterator[App]:
 
 @pytest.fixture
 async def client(app: App) -> AsyncIterator[Client]:
-    async with Client(build_server(app)) as c:
-        yield c
+    """An in-process MCP client of the real server.
+
+    pytest-asyncio runs a fixture's setup and teardown in different tasks, while the client's
+    cancel scopes must be entered and exited in one: so the client lives in a task of its own.
+    """
+    ready: asyncio.Future[Client] = asyncio.get_running_loop().create_future()
+    finished = asyncio.Event()
+
+    async def hold() -> None:
+        try:
+            async with Client(build_server(app)) as c:
+                ready.set_result(c)
+                await finished.wait()
+        except BaseException as exc:
+            if not ready.done():
+                ready.set_exception(exc)
+            raise
+
+    task = asyncio.create_task(hold())
+    try:
+        yield await asyncio.wait_for(ready, timeout=30)
+    finally:
+        finished.set()
+        await asyncio.wait_for(task, timeout=30)

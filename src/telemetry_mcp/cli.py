@@ -15,31 +15,38 @@ from telemetry_mcp.config import Settings, env_name, flag_name, load_settings
 from telemetry_mcp.errors import TelemetryError
 
 
-def _settings_parser() -> argparse.ArgumentParser:
-    """Flags for every setting, generated from the Settings model (with its env var in the help)."""
+def _settings_parser(unset: object = None) -> argparse.ArgumentParser:
+    """Flags for every setting, generated from the Settings model (with its env var in the help).
+
+    Subcommands get `default=SUPPRESS`, so a flag given before the subcommand is not reset by it.
+    """
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("settings (flag, or environment variable)")
     for name, info in Settings.model_fields.items():
-        default = "computed" if info.default_factory else info.default
-        if isinstance(default, tuple):
-            default = ",".join(default)
-        help_text = f"{info.description} [env {env_name(name)}; default {default}]"
+        shown = "computed" if info.default_factory else info.default
+        if isinstance(shown, tuple):
+            shown = ",".join(shown)
+        help_text = f"{info.description} [env {env_name(name)}; default {shown}]"
         if info.annotation is bool:
             group.add_argument(
-                flag_name(name), dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text
+                flag_name(name),
+                dest=name,
+                action=argparse.BooleanOptionalAction,
+                default=unset,
+                help=help_text,
             )
         else:
-            group.add_argument(flag_name(name), dest=name, default=None, metavar="VALUE", help=help_text)
+            group.add_argument(flag_name(name), dest=name, default=unset, metavar="VALUE", help=help_text)
     return parent
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = _settings_parser()
+    common = _settings_parser(argparse.SUPPRESS)
     parser = argparse.ArgumentParser(
         prog="telemetry-mcp",
         description="MCP server for component telemetry on an embedded DuckDB store. "
         "With no command it serves MCP over stdio on the default store.",
-        parents=[common],
+        parents=[_settings_parser(None)],
     )
     parser.add_argument("--version", action="version", version=f"telemetry-mcp {__version__}")
     sub = parser.add_subparsers(dest="command")
@@ -70,7 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_demo(_overrides(args), args.data)
         settings = load_settings(_overrides(args))
         logging.basicConfig(
-            level=settings.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+            level=settings.log_level,
+            stream=sys.stderr,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
         if args.command == "import":
             return _import(settings, args.files, quiet=args.quiet)
@@ -100,7 +109,12 @@ def _import(settings: Settings, files: list[Path], *, quiet: bool) -> int:
             def progress(done: int, total: int | None, path: Path = path) -> None:
                 if not quiet:
                     rate = done / max(time.perf_counter() - started, 1e-9)
-                    print(f"\r{path.name}: {done:,} records ({rate:,.0f}/s)", end="", file=sys.stderr, flush=True)
+                    print(
+                        f"\r{path.name}: {done:,} records ({rate:,.0f}/s)",
+                        end="",
+                        file=sys.stderr,
+                        flush=True,
+                    )
 
             try:
                 report = import_file(ingestor, path, progress)

@@ -109,7 +109,9 @@ def _coerce(field: str, raw: str) -> Any:
     return raw
 
 
-def load_settings(overrides: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> Settings:
+def load_settings(
+    overrides: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None
+) -> Settings:
     """Build settings from environment variables, then explicit overrides (CLI flags win).
 
     Raises ConfigError with one line naming the setting, its source and what is accepted.

@@ -40,4 +40,5 @@ def unknown(kind: str, value: str, choices: Iterable[str], limit: int = 30) -> I
     shown = ", ".join(f'"{c}"' for c in pool[:limit])
     more = f" (and {len(pool) - limit} more)" if len(pool) > limit else ""
     accepted = f" Accepted: {shown}{more}." if pool else ""
-    return InvalidArgument(f'unknown {kind} "{value}"{did_you_mean(value, pool)}.{accepted}')
+    hint = did_you_mean(value, pool)
+    return InvalidArgument(f'unknown {kind} "{value}"{hint}{"" if hint else "."}{accepted}')

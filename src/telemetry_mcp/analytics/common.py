@@ -76,7 +76,9 @@ def parse_duration(text: str, what: str = "duration") -> timedelta:
     """'30m', '24h', '7d', '8w', '90s' → timedelta."""
     m = _RELATIVE.match(text)
     if not m:
-        raise InvalidArgument(f'{what} "{text}" is not a duration; use a number and a unit s, m, h, d or w (e.g. 14d)')
+        raise InvalidArgument(
+            f'{what} "{text}" is not a duration; use a number and a unit s, m, h, d or w (e.g. 14d)'
+        )
     return timedelta(seconds=int(m.group(1)) * _UNIT_SECONDS[m.group(2)])
 
 
@@ -245,7 +247,9 @@ class Filter(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    field: str = Field(description="event column (e.g. component, platform, service_version) or properties.<key>")
+    field: str = Field(
+        description="event column (e.g. component, platform, service_version) or properties.<key>"
+    )
     op: FilterOp = Field("eq", description="eq, ne, in, nin, gt, gte, lt, lte, contains")
     value: Any = Field(description="a string/number/bool; a list for in/nin")
 
@@ -271,7 +275,9 @@ def field_sql(field: str, p: Params, *, numeric: bool = False) -> str:
 def _scalar(value: Any, field: str) -> Any:
     if isinstance(value, bool | int | float | str):
         return value
-    raise InvalidArgument(f"filter on {field}: value must be a string, number or boolean, got {type(value).__name__}")
+    raise InvalidArgument(
+        f"filter on {field}: value must be a string, number or boolean, got {type(value).__name__}"
+    )
 
 
 def compile_filters(filters: Sequence[Filter] | None, p: Params) -> str:
@@ -281,7 +287,9 @@ def compile_filters(filters: Sequence[Filter] | None, p: Params) -> str:
         value = f.value
         if f.op in ("in", "nin"):
             if not isinstance(value, list) or not value or len(value) > 1000:
-                raise InvalidArgument(f"filter on {f.field}: op {f.op} needs a non-empty list of at most 1000 values")
+                raise InvalidArgument(
+                    f"filter on {f.field}: op {f.op} needs a non-empty list of at most 1000 values"
+                )
             values = [_scalar(v, f.field) for v in value]
             numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
             col = field_sql(f.field, p, numeric=numeric and f.field not in FIELD_COLUMNS)
@@ -296,15 +304,14 @@ def compile_filters(filters: Sequence[Filter] | None, p: Params) -> str:
             parts.append(f"contains(lower({col}::VARCHAR), lower({p.add(str(value))}))")
             continue
         numeric = isinstance(value, int | float) and not isinstance(value, bool)
-        if f.op in ("gt", "gte", "lt", "lte"):
-            if not numeric and f.field != "timestamp":
-                try:
-                    value = float(value)
-                    numeric = True
-                except (TypeError, ValueError):
-                    raise InvalidArgument(
-                        f"filter on {f.field}: op {f.op} needs a number (or an ISO datetime for timestamp)"
-                    ) from None
+        if f.op in ("gt", "gte", "lt", "lte") and not numeric and f.field != "timestamp":
+            try:
+                value = float(value)
+                numeric = True
+            except (TypeError, ValueError):
+                raise InvalidArgument(
+                    f"filter on {f.field}: op {f.op} needs a number (or an ISO datetime for timestamp)"
+                ) from None
         sql_op = {"eq": "=", "ne": "IS DISTINCT FROM", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[f.op]
         if f.field == "timestamp":
             if not isinstance(value, str):

@@ -59,7 +59,7 @@ def _number(v: Any) -> Any:
         except ValueError:
             raise ValueError(f"expected a number, got the string {v[:40]!r}") from None
     if isinstance(v, int | float):
-        f = float(v)
+        f = float(v) if not isinstance(v, int) or abs(v) < 2**1023 else float("inf")  # no OverflowError
         if f != f or f in (float("inf"), float("-inf")):
             raise ValueError("expected a finite number")
         return f
@@ -95,6 +95,8 @@ def parse_timestamp(v: Any, now: datetime | None = None) -> datetime:
             raise ValueError(
                 f"timestamp {text[:40]!r} is not RFC 3339 (e.g. 2026-01-31T12:00:00Z) or epoch milliseconds"
             ) from None
+        if parsed.tzinfo is not None and not (datetime.min.year < parsed.year < datetime.max.year):
+            raise ValueError(f"timestamp {text[:40]!r} is out of range (years 1970 to 9998 with an offset)")
         if parsed.tzinfo is not None:
             parsed = parsed.astimezone(UTC).replace(tzinfo=None)
         dt = parsed
@@ -161,11 +163,13 @@ class Event(BaseModel):
         if _depth_exceeds(v, MAX_PROPERTIES_DEPTH):
             raise ValueError(f"nested deeper than {MAX_PROPERTIES_DEPTH} levels")
         try:
-            size = len(json.dumps(v, ensure_ascii=False, allow_nan=False).encode("utf-8"))
+            size = len(
+                json.dumps(v, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+            )
+        except UnicodeEncodeError:  # a ValueError subclass: must come first
+            raise ValueError("contains a lone surrogate, which is not valid Unicode") from None
         except ValueError as exc:
             raise ValueError(f"not valid JSON ({exc})") from None
-        except UnicodeEncodeError:
-            raise ValueError("contains a lone surrogate, which is not valid Unicode") from None
         if size > MAX_PROPERTIES_BYTES:
             raise ValueError(f"{size} bytes serialized; at most {MAX_PROPERTIES_BYTES} (16 KiB)")
         return v

@@ -12,10 +12,13 @@ from typing import Any, TypeVar
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
+from pydantic import BaseModel
 
 from telemetry_mcp import __version__
+from telemetry_mcp.analytics.common import Filter
 from telemetry_mcp.config import Settings
 from telemetry_mcp.errors import TelemetryError
+from telemetry_mcp.events.privacy import hash_user_id
 from telemetry_mcp.store import Store
 from telemetry_mcp.store.ingest import Ingestor
 
@@ -42,6 +45,38 @@ class App:
     ingestor: Ingestor
 
 
+_APP_ATTR = "_telemetry_app"
+
+
+def _with_hashed_user_ids(value: Any, hasher: Callable[[str], str]) -> Any:
+    """Make user_id filters match stored (hashed) ids, wherever a Filter sits in the arguments.
+
+    A raw id is matched through its hash; a value that is already a stored hash (copied from an
+    earlier answer) still matches itself.
+    """
+    if isinstance(value, Filter):
+        if value.field != "user_id" or value.op == "contains":
+            return value
+        raw = value.value if isinstance(value.value, list) else [value.value]
+        both = [*raw, *(hasher(v) for v in raw if isinstance(v, str))]
+        op = "in" if value.op in ("eq", "in") else "nin" if value.op in ("ne", "nin") else value.op
+        if op == value.op and not isinstance(value.value, list):
+            return value  # gt/lt on an id: nothing sensible to hash
+        return value.model_copy(update={"op": op, "value": both})
+    if isinstance(value, BaseModel):
+        updates = {}
+        for name in type(value).model_fields:
+            old = getattr(value, name)
+            new = _with_hashed_user_ids(old, hasher)
+            if new is not old:
+                updates[name] = new
+        return value.model_copy(update=updates) if updates else value
+    if isinstance(value, list):
+        items = [_with_hashed_user_ids(v, hasher) for v in value]
+        return items if any(a is not b for a, b in zip(items, value, strict=True)) else value
+    return value
+
+
 def tool(
     mcp: MCPServer[Any],
     *,
@@ -50,11 +85,21 @@ def tool(
     read_only: bool = True,
     idempotent: bool = True,
 ) -> Callable[[F], F]:
-    """Register a tool whose TelemetryErrors reach the agent as readable is_error results."""
+    """Register a tool whose TelemetryErrors reach the agent as readable is_error results.
+
+    user_id values in filter arguments are hashed as the stored ids are (SPEC section 3, step 6).
+    """
 
     def deco(fn: F) -> F:
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
+            app: App | None = getattr(mcp, _APP_ATTR, None)
+            if app is not None and app.settings.hash_user_ids:
+                salt = app.store.salt
+                kwargs = {
+                    k: _with_hashed_user_ids(v, lambda raw: hash_user_id(raw, salt))
+                    for k, v in kwargs.items()
+                }
             try:
                 return fn(*args, **kwargs)
             except TelemetryError as exc:
@@ -97,6 +142,7 @@ def build_server(app: App) -> MCPServer[Any]:
         version=__version__,
         log_level=app.settings.log_level if app.settings.log_level != "DEBUG" else "DEBUG",
     )
+    setattr(mcp, _APP_ATTR, app)
     for name in TOOL_MODULES:
         module = importlib.import_module(f"telemetry_mcp.server.tools.{name}")
         module.register(mcp, app)

@@ -25,7 +25,10 @@ BATCH = 10_000
 def sample_path() -> Path:
     """The bundled sample: package data in a wheel, fixtures/ in a source checkout."""
     here = Path(__file__).resolve()
-    for candidate in (here.parents[1] / "data" / "sample.jsonl", here.parents[3] / "fixtures" / "sample.jsonl"):
+    for candidate in (
+        here.parents[1] / "data" / "sample.jsonl",
+        here.parents[3] / "fixtures" / "sample.jsonl",
+    ):
         if candidate.is_file():
             return candidate
     raise FileNotFoundError("the fixture sample (fixtures/sample.jsonl) is not installed; pass --data FILE")

@@ -54,7 +54,10 @@ def _reject(line: bytes, max_bytes: int) -> tuple[int, str] | None:
             line.decode("utf-8")
             json.dumps(json.loads(line), ensure_ascii=False).encode("utf-8")
         except UnicodeEncodeError:
-            return (PARSE_ERROR, "request contains a lone UTF-16 surrogate escape (e.g. \\ud800): not valid Unicode")
+            return (
+                PARSE_ERROR,
+                "request contains a lone UTF-16 surrogate escape (e.g. \\ud800): not valid Unicode",
+            )
         except (ValueError, RecursionError):
             pass
     return None

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from telemetry_mcp.errors import InvalidArgument
-from telemetry_mcp.store.ingest import IngestReport, Ingestor
+from telemetry_mcp.store.ingest import Ingestor, IngestReport
 
 Progress = Callable[[int, int | None], None]
 BATCH = 10_000
@@ -42,7 +42,7 @@ def _json(path: Path) -> Iterator[Any]:
     if isinstance(data, dict) and isinstance(data.get("events"), list):
         data = data["events"]
     if not isinstance(data, list):
-        raise InvalidArgument(f"{path}: expected a JSON array of events (or {{\"events\": [...]}})")
+        raise InvalidArgument(f'{path}: expected a JSON array of events (or {{"events": [...]}})')
     yield from data
 
 

@@ -169,11 +169,11 @@ class Ingestor:
         if row["do_not_track"] and self.settings.honor_dnt:
             report.dropped_dnt += 1
             return
+        event_id = row["event_id"] or str(uuid.uuid4())  # before sampling: anonymous events are sampled too
         rate = self.settings.sample_rate
-        if rate < 1.0 and not is_sampled_in(sampling_key(row["user_id"], row["session_id"], row["event_id"]), rate):
+        if rate < 1.0 and not is_sampled_in(sampling_key(row["user_id"], row["session_id"], event_id), rate):
             report.sampled_out += 1
             return
-        event_id = row["event_id"] or str(uuid.uuid4())
         if event_id in seen:
             report.duplicates += 1
             return
@@ -197,7 +197,11 @@ class Ingestor:
         cols["event_type"].append(event_type)
         cols["user_id"].append(user_id)
         cols["actor"].append(
-            user_id if user_id is not None else f"s:{session_id}" if session_id is not None else f"e:{event_id}"
+            user_id
+            if user_id is not None
+            else f"s:{session_id}"
+            if session_id is not None
+            else f"e:{event_id}"
         )
         cols["severity"].append(row["severity"] or DEFAULT_SEVERITY.get(event_type, "info"))
         for name in _COPIED:

@@ -1,0 +1,487 @@
+"""collect_metrics: usage and a metric's statistics per local calendar bucket, plus a per-component table.
+
+The series counts events, distinct users (events without a user_id are not counted), distinct
+sessions (explicit or derived, see `common.sessionized`) and errors per bucket and group, and gives
+sum/avg/min/max/p50/p95/p99 of the metric: `duration_ms` by default, or the `value` of performance
+events with a given name (the series then covers only those events). NULL metric values count in
+`count` but not in the statistics.
+
+Empty buckets: like PostHog trends, an ungrouped series has a zero row for every calendar bucket
+overlapping the range (only the first `limit` are listed); a grouped series lists only the
+(bucket, group) pairs that have events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from telemetry_mcp.analytics.common import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    Filter,
+    Interval,
+    Params,
+    TimeRange,
+    bucket_sql,
+    check_known,
+    clip,
+    compile_filters,
+    field_sql,
+    iso_local,
+    iso_utc,
+    parse_range,
+    pct,
+    r4,
+    range_where,
+    rate,
+    sessionized,
+    step_local,
+    to_local,
+    to_utc,
+    truncate_local,
+)
+from telemetry_mcp.errors import InvalidArgument, unknown
+from telemetry_mcp.events.model import CORE_TYPES, METRIC_NAMES
+from telemetry_mcp.store import Store
+
+DEFAULT_METRIC = "duration_ms"
+ERRORS_SQL = "severity IN ('error', 'critical')"
+QUANTILES = "[0.5, 0.95, 0.99]"
+
+
+class MetricsQuery(BaseModel):
+    """All arguments of collect_metrics (since/until still as given)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    component: str | None = None
+    event_types: list[str] | None = None
+    metric: str | None = None
+    interval: Interval = "day"
+    group_by: str | None = None
+    since: str | None = None
+    until: str | None = None
+    timezone: str = "UTC"
+    filters: list[Filter] | None = None
+    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
+
+
+class Totals(BaseModel):
+    """The whole range at once (distinct counts are not sums of the buckets')."""
+
+    count: int = Field(description="events (NULL metric values included)")
+    unique_users: int = Field(description="distinct user_ids; events without one are not counted")
+    unique_sessions: int = Field(description="distinct sessions, explicit or derived (30 min gaps)")
+    error_count: int = Field(description="events with severity error or critical")
+    values: int = Field(description="events with a non-NULL metric value (the statistics' sample)")
+    sum: float | None
+    avg: float | None
+    min: float | None
+    max: float | None
+    p50: float | None
+    p95: float | None
+    p99: float | None
+
+
+class SeriesPoint(BaseModel):
+    bucket_start: str = Field(description="local calendar bucket start, ISO 8601 with the zone's offset")
+    group: str | None = Field(description="value of group_by (null when ungrouped or the event lacks it)")
+    count: int
+    unique_users: int
+    unique_sessions: int
+    error_count: int
+    sum: float | None
+    avg: float | None
+    min: float | None
+    max: float | None
+    p50: float | None
+    p95: float | None
+    p99: float | None
+
+
+class ComponentRow(BaseModel):
+    component: str
+    events: int = Field(description="all events of the component in range")
+    loads: int = Field(description="component_load events")
+    plays: int = Field(description="animation_play events")
+    errors: int = Field(description="events with severity error or critical")
+    avg_load_ms: float | None = Field(description="mean duration_ms of component_load")
+    avg_fps: float | None = Field(description="mean value of performance events named fps")
+    unique_users: int
+    last_seen: str = Field(description="latest event, ISO 8601 UTC")
+
+
+class MetricsResult(BaseModel):
+    metric: str = Field(description="duration_ms, or the performance event name whose value is measured")
+    unit: str | None
+    interval: str
+    group_by: str | None
+    timezone: str
+    since: str
+    until: str
+    totals: Totals
+    series: list[SeriesPoint] = Field(description="rows by bucket_start, then group")
+    series_truncated: bool
+    empty_buckets_filled: bool = Field(description="true when zero rows stand in for buckets without events")
+    components: list[ComponentRow] = Field(description="most loaded first; ignores event_types")
+    components_truncated: bool
+    truncated: bool = Field(description="series or components was cut at limit")
+    summary: str
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """Which column the statistics read, and which events they are restricted to."""
+
+    name: str
+    column: str
+    performance_name: str | None  # restrict to performance events of this name
+
+
+@dataclass(frozen=True)
+class Peaks:
+    buckets: int
+    busiest: datetime | None
+    busiest_count: int
+    error_bucket: datetime | None
+    error_bucket_errors: int
+    error_bucket_count: int
+
+
+# ---------------------------------------------------------------- SQL building (pure)
+
+
+def _selection(q: MetricsQuery, metric: MetricSpec, p: Params) -> str:
+    """' AND …' conditions of the series (component, event_types, metric events, filters)."""
+    sql = ""
+    if q.component is not None:
+        sql += f" AND component = {p.add(q.component)}"
+    if q.event_types:
+        sql += f" AND list_contains({p.add(list(q.event_types))}::VARCHAR[], event_type)"
+    if metric.performance_name is not None:
+        sql += f" AND event_type = 'performance' AND name = {p.add(metric.performance_name)}"
+    return sql + compile_filters(q.filters, p)
+
+
+def series_sql(q: MetricsQuery, tr: TimeRange, metric: MetricSpec, timeout_minutes: float, p: Params) -> str:
+    """One query: the totals row (kind 0, with peak buckets) and the first limit+1 series rows (kind 1).
+
+    Sessions are derived over every event of the range before the selection applies, so that
+    filtering never splits a session.
+    """
+    source = sessionized(range_where(tr, p), timeout_minutes, p)
+    bucket = bucket_sql(q.interval, tr, p)
+    group = f"CAST({field_sql(q.group_by, p)} AS VARCHAR)" if q.group_by else "NULL::VARCHAR"
+    where = _selection(q, metric, p)
+    stats = f"""count(*) AS n, count(DISTINCT user_id) AS users, count(DISTINCT session_key) AS sessions,
+            count(*) FILTER (WHERE {ERRORS_SQL}) AS errors, count(v) AS nv,
+            sum(v) AS s, avg(v) AS a, min(v) AS lo, max(v) AS hi, quantile_cont(v, {QUANTILES}) AS q"""
+    columns = "b, g, n, users, sessions, errors, nv, s, a, lo, hi, q"
+    return f"""
+    WITH base AS (
+        SELECT {bucket} AS b, {group} AS g, user_id, session_key, severity, {metric.column} AS v
+        FROM {source} src
+        WHERE TRUE {where}
+    ),
+    agg AS (
+        SELECT GROUPING(b, g) AS gid, b, g, {stats}
+        FROM base GROUP BY GROUPING SETS ((b, g), ())
+    ),
+    per_bucket AS (
+        SELECT b, sum(n) AS n, sum(errors) AS e FROM agg WHERE gid = 0 GROUP BY b
+    ),
+    peaks AS (
+        SELECT count(*) AS buckets,
+               first(b ORDER BY n DESC, b) AS busiest, coalesce(max(n), 0) AS busiest_n,
+               first(b ORDER BY e DESC, b) AS err_b, coalesce(max(e), 0) AS err_e,
+               coalesce(first(n ORDER BY e DESC, b), 0) AS err_n
+        FROM per_bucket
+    )
+    SELECT 0 AS kind, {columns}, buckets, busiest, busiest_n, err_b, err_e, err_n
+    FROM agg, peaks WHERE gid = 3
+    UNION ALL
+    SELECT 1, {columns}, NULL, NULL, NULL, NULL, NULL, NULL FROM (
+        SELECT * FROM agg WHERE gid = 0 ORDER BY b, g NULLS LAST LIMIT {int(q.limit) + 1}
+    )
+    """
+
+
+def components_sql(q: MetricsQuery, tr: TimeRange, p: Params) -> str:
+    """Per-component usage in range; honours component and filters, not event_types."""
+    where = range_where(tr, p)
+    if q.component is not None:
+        where += f" AND component = {p.add(q.component)}"
+    where += compile_filters(q.filters, p)
+    return f"""
+    SELECT component,
+           count(*) AS events,
+           count(*) FILTER (WHERE event_type = 'component_load') AS loads,
+           count(*) FILTER (WHERE event_type = 'animation_play') AS plays,
+           count(*) FILTER (WHERE {ERRORS_SQL}) AS errors,
+           avg(duration_ms) FILTER (WHERE event_type = 'component_load') AS avg_load_ms,
+           avg(value) FILTER (WHERE event_type = 'performance' AND name = 'fps') AS avg_fps,
+           count(DISTINCT user_id) AS unique_users,
+           max(ts) AS last_seen
+    FROM events
+    WHERE component IS NOT NULL AND {where}
+    GROUP BY component
+    ORDER BY loads DESC, events DESC, component
+    LIMIT {int(q.limit) + 1}
+    """
+
+
+# ---------------------------------------------------------------- validation against the store
+
+
+def _distinct(store: Store, sql: str) -> list[str]:
+    return [str(r[0]) for r in store.fetch(sql)]
+
+
+def resolve_metric(store: Store, metric: str | None) -> MetricSpec:
+    """duration_ms (default), or a performance event name: a known metric name or one in the store."""
+    if metric is None or metric == DEFAULT_METRIC:
+        return MetricSpec(DEFAULT_METRIC, "duration_ms", None)
+    if metric in METRIC_NAMES:
+        return MetricSpec(metric, "value", metric)
+    names = _distinct(
+        store, "SELECT DISTINCT name FROM events WHERE event_type = 'performance' AND name IS NOT NULL"
+    )
+    if metric not in names:
+        raise unknown("metric", metric, [DEFAULT_METRIC, *names])
+    return MetricSpec(metric, "value", metric)
+
+
+def validate(store: Store, q: MetricsQuery, metric: MetricSpec) -> None:
+    """Refuse components and event types that exist nowhere (with a did-you-mean)."""
+    if q.component is not None:
+        check_known(
+            "component",
+            [q.component],
+            _distinct(store, "SELECT DISTINCT component FROM events WHERE component IS NOT NULL"),
+        )
+    if q.event_types:
+        if len(q.event_types) > 100:
+            raise InvalidArgument("event_types: at most 100 types")
+        stored = _distinct(store, "SELECT DISTINCT event_type FROM events")
+        check_known("event_type", q.event_types, [*CORE_TYPES, *stored])
+        if metric.performance_name is not None and "performance" not in q.event_types:
+            raise InvalidArgument(
+                f'metric "{metric.name}" reads performance events, which event_types excludes; '
+                'add "performance" to event_types or leave event_types out'
+            )
+    if q.group_by is not None:
+        field_sql(q.group_by, Params())  # refuses fields outside the allow-list
+
+
+# ---------------------------------------------------------------- execution
+
+
+def _stats(row: dict[str, Any]) -> dict[str, Any]:
+    q = row["q"] or [None, None, None]
+    return {
+        "count": int(row["n"]),
+        "unique_users": int(row["users"]),
+        "unique_sessions": int(row["sessions"]),
+        "error_count": int(row["errors"]),
+        "sum": r4(row["s"]),
+        "avg": r4(row["a"]),
+        "min": r4(row["lo"]),
+        "max": r4(row["hi"]),
+        "p50": r4(q[0]),
+        "p95": r4(q[1]),
+        "p99": r4(q[2]),
+    }
+
+
+def _empty_stats() -> dict[str, Any]:
+    return {
+        "count": 0,
+        "unique_users": 0,
+        "unique_sessions": 0,
+        "error_count": 0,
+        **dict.fromkeys(("sum", "avg", "min", "max", "p50", "p95", "p99")),
+    }
+
+
+def first_buckets(tr: TimeRange, interval: str, n: int) -> list[datetime]:
+    """The first n local bucket starts overlapping the range (skipping wall times a DST jump removes)."""
+    zone = tr.zone
+    cur = truncate_local(to_local(tr.since, zone), interval)
+    end = to_local(tr.until, zone)
+    out: list[datetime] = []
+    while cur < end and len(out) < n:
+        if to_local(to_utc(cur, zone), zone) == cur:
+            out.append(cur)
+        cur = step_local(cur, interval)
+    return out
+
+
+def _series(
+    q: MetricsQuery, tr: TimeRange, rows: list[dict[str, Any]]
+) -> tuple[list[SeriesPoint], bool, bool]:
+    zone = tr.zone
+    if q.group_by is None and q.interval != "total":
+        buckets = first_buckets(tr, q.interval, q.limit + 1)
+        by_bucket = {r["b"]: r for r in rows}
+        points = [
+            SeriesPoint(
+                bucket_start=iso_local(b, zone),
+                group=None,
+                **(_stats(by_bucket[b]) if b in by_bucket else _empty_stats()),
+            )
+            for b in buckets[: q.limit]
+        ]
+        return points, len(buckets) > q.limit, True
+    points = [
+        SeriesPoint(bucket_start=iso_local(r["b"], zone), group=r["g"], **_stats(r)) for r in rows[: q.limit]
+    ]
+    return points, len(rows) > q.limit, False
+
+
+def _bucket_label(b: datetime | None, interval: str) -> str:
+    if b is None:
+        return "?"
+    return {
+        "minute": b.strftime("%Y-%m-%d %H:%M"),
+        "hour": b.strftime("%Y-%m-%d %H:00"),
+        "day": b.strftime("%Y-%m-%d"),
+        "week": "week of " + b.strftime("%Y-%m-%d"),
+        "month": b.strftime("%Y-%m"),
+    }.get(interval, "the range")
+
+
+def _n(count: int, word: str) -> str:
+    return f"{count:,} {word}" + ("" if count == 1 else "s")
+
+
+def _num(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:,.1f}"
+
+
+def summarize(
+    q: MetricsQuery,
+    tr: TimeRange,
+    metric: MetricSpec,
+    unit: str | None,
+    totals: Totals,
+    peaks: Peaks,
+    components: list[ComponentRow],
+    truncated: bool,
+) -> str:
+    """The notable finding first (an error spike), then totals, the busiest bucket, the metric."""
+    span = f"{iso_utc(tr.since.replace(microsecond=0))} → {iso_utc(tr.until.replace(microsecond=0))}"
+    scope = f" for component {q.component}" if q.component else ""
+    if metric.performance_name is not None:
+        scope += f" (performance events named {metric.name})"
+    if totals.count == 0:
+        return clip(f"No events matched{scope} in {span}.")
+    parts: list[str] = []
+    per_bucket = totals.error_count / peaks.buckets if peaks.buckets else 0.0
+    if (
+        q.interval != "total"
+        and peaks.buckets >= 2
+        and peaks.error_bucket_errors >= 3
+        and peaks.error_bucket_errors >= 2 * per_bucket
+    ):
+        spike_rate = pct(rate(peaks.error_bucket_errors, peaks.error_bucket_count))
+        parts.append(
+            f"Error spike: {_bucket_label(peaks.error_bucket, q.interval)} ({tr.tz}) had "
+            f"{peaks.error_bucket_errors:,} errors, {spike_rate} of its {peaks.error_bucket_count:,} events, "
+            f"vs {per_bucket:,.1f} errors per {q.interval} on average."
+        )
+    parts.append(
+        f"{_n(totals.count, 'event')}{scope}, {_n(totals.unique_users, 'user')}, "
+        f"{_n(totals.unique_sessions, 'session')}, "
+        f"{_n(totals.error_count, 'error')} ({pct(rate(totals.error_count, totals.count))}) in {span}."
+    )
+    if q.interval != "total" and peaks.buckets >= 2:
+        busiest = _bucket_label(peaks.busiest, q.interval)
+        parts.append(f"Busiest {q.interval}: {busiest} ({_n(peaks.busiest_count, 'event')}).")
+    if totals.values:
+        u = f" {unit}" if unit else ""
+        parts.append(
+            f"{metric.name} p50 {_num(totals.p50)}{u}, p95 {_num(totals.p95)}{u}, p99 {_num(totals.p99)}{u} "
+            f"over {_n(totals.values, 'value')}."
+        )
+    if components:
+        top = ", ".join(f"{c.component} ({_n(c.loads, 'load')})" for c in components[:3])
+        parts.append(f"Most loaded: {top}.")
+    if truncated:
+        parts.append(f"Lists cut at limit={q.limit} (truncated).")
+    return clip(" ".join(parts))
+
+
+def run(store: Store, q: MetricsQuery) -> MetricsResult:
+    """Execute collect_metrics against the store."""
+    tr = parse_range(q.since, q.until, q.timezone)
+    metric = resolve_metric(store, q.metric)
+    validate(store, q, metric)
+
+    p = Params()
+    sql = series_sql(q, tr, metric, store.settings.session_timeout_minutes, p)
+    rows = store.fetch_dicts(sql, p.values)
+    head = next(r for r in rows if r["kind"] == 0)
+    data = sorted((r for r in rows if r["kind"] == 1), key=lambda r: (r["b"], r["g"] is None, r["g"] or ""))
+
+    cp = Params()
+    comp_rows = store.fetch_dicts(components_sql(q, tr, cp), cp.values)
+    components = [
+        ComponentRow(
+            component=r["component"],
+            events=int(r["events"]),
+            loads=int(r["loads"]),
+            plays=int(r["plays"]),
+            errors=int(r["errors"]),
+            avg_load_ms=r4(r["avg_load_ms"]),
+            avg_fps=r4(r["avg_fps"]),
+            unique_users=int(r["unique_users"]),
+            last_seen=iso_utc(r["last_seen"]) or "",
+        )
+        for r in comp_rows[: q.limit]
+    ]
+    components_truncated = len(comp_rows) > q.limit
+
+    unit = "ms" if metric.performance_name is None else _unit(store, tr, metric)
+    totals = Totals(values=int(head["nv"]), **_stats(head))
+    peaks = Peaks(
+        buckets=int(head["buckets"] or 0),
+        busiest=head["busiest"],
+        busiest_count=int(head["busiest_n"] or 0),
+        error_bucket=head["err_b"],
+        error_bucket_errors=int(head["err_e"] or 0),
+        error_bucket_count=int(head["err_n"] or 0),
+    )
+    series, series_truncated, filled = _series(q, tr, data)
+    truncated = series_truncated or components_truncated
+    return MetricsResult(
+        metric=metric.name,
+        unit=unit,
+        interval=q.interval,
+        group_by=q.group_by,
+        timezone=tr.tz,
+        since=iso_utc(tr.since) or "",
+        until=iso_utc(tr.until) or "",
+        totals=totals,
+        series=series,
+        series_truncated=series_truncated,
+        empty_buckets_filled=filled,
+        components=components,
+        components_truncated=components_truncated,
+        truncated=truncated,
+        summary=summarize(q, tr, metric, unit, totals, peaks, components, truncated),
+    )
+
+
+def _unit(store: Store, tr: TimeRange, metric: MetricSpec) -> str | None:
+    """The unit most performance events of this name carry in range."""
+    p = Params()
+    rows = store.fetch(
+        f"SELECT mode(unit) FROM events WHERE {range_where(tr, p)} AND event_type = 'performance' "
+        f"AND name = {p.add(metric.performance_name)} AND unit IS NOT NULL",
+        p.values,
+    )
+    return str(rows[0][0]) if rows and rows[0][0] is not None else None
