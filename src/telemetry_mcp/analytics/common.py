@@ -337,27 +337,15 @@ def range_where(tr: TimeRange, p: Params, column: str = "ts") -> str:
 
 
 def sessionized(source_where: str, timeout_minutes: float, p: Params) -> str:
-    """SQL (a subquery) of events plus `session_key`: explicit sessions as-is, others derived per actor.
+    """SQL (a subquery) of the events matching `source_where`, each with its `session_key`.
 
-    Derived sessions split an actor's session-less events at gaps longer than the timeout;
-    they never merge with explicit sessions. `source_where` limits the events considered.
+    Explicit sessions are 'x:' || session_id; the others are derived per actor (a gap longer than
+    the session timeout starts a new one; they never merge with explicit sessions). The store keeps
+    the keys current (Store.refresh_sessions runs before every guarded read), so this is a plain scan.
+    `timeout_minutes` is the store's setting and is accepted for the callers' clarity only.
     """
-    gap = p.add(float(timeout_minutes) * 60.0)
-    return f"""(
-        SELECT *, 'x:' || session_id AS session_key FROM events
-        WHERE session_id IS NOT NULL AND {source_where}
-        UNION ALL
-        SELECT * EXCLUDE (new_session),
-               'd:' || actor || ':' || sum(new_session) OVER (PARTITION BY actor ORDER BY ts, seq
-                                                             ROWS UNBOUNDED PRECEDING) AS session_key
-        FROM (
-            SELECT *, CASE WHEN lag(ts) OVER w IS NULL
-                            OR epoch(ts) - epoch(lag(ts) OVER w) > {gap}::DOUBLE THEN 1 ELSE 0 END
-                       AS new_session
-            FROM events WHERE session_id IS NULL AND {source_where}
-            WINDOW w AS (PARTITION BY actor ORDER BY ts, seq)
-        )
-    )"""
+    del timeout_minutes, p
+    return f"(SELECT * FROM events WHERE {source_where})"
 
 
 # ---------------------------------------------------------------- numbers and text

@@ -39,6 +39,25 @@ class IngestCounters:
                 setattr(self, key, getattr(self, key) + value)
 
 
+_DERIVE_SESSIONS = """
+UPDATE events SET session_key = d.session_key
+FROM (
+    SELECT seq, 'd:' || actor || ':' || sum(new_session) OVER (
+               PARTITION BY actor ORDER BY ts, seq ROWS UNBOUNDED PRECEDING) AS session_key
+    FROM (
+        SELECT seq, actor, ts,
+               CASE WHEN lag(ts) OVER w IS NULL OR epoch(ts) - epoch(lag(ts) OVER w) > $2 THEN 1 ELSE 0 END
+                   AS new_session
+        FROM events
+        WHERE session_id IS NULL
+          AND actor IN (SELECT DISTINCT actor FROM events WHERE session_id IS NULL AND seq > $1)
+        WINDOW w AS (PARTITION BY actor ORDER BY ts, seq)
+    )
+) AS d
+WHERE events.seq = d.seq AND events.session_key IS DISTINCT FROM d.session_key
+"""
+
+
 def _lock_message(path: str, exc: Exception) -> str:
     pid = re.search(r"PID (\d+)", str(exc))
     holder = f"process {pid.group(1)}" if pid else "another process"
@@ -83,6 +102,10 @@ class Store:
         self.salt = bytes.fromhex(salt_hex)
         row = self._con.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
         self._next_seq = int(row[0]) + 1 if row else 1
+        timeout = repr(float(settings.session_timeout_minutes))
+        # Derived sessions depend on the timeout: a store opened with another one recomputes them all.
+        self._sessions_seq = int(self._meta("sessions_seq")) if self._meta("session_timeout_minutes") == timeout else 0
+        self._con.execute("UPDATE meta SET value = ? WHERE key = 'session_timeout_minutes'", [timeout])
 
     def _meta(self, key: str) -> str:
         row = self._con.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
@@ -96,6 +119,26 @@ class Store:
         self._next_seq += n
         return start
 
+    def refresh_sessions(self) -> None:
+        """Derive session keys for session-less events that arrived since the last refresh.
+
+        Per actor, over all its session-less events in (ts, seq) order, a gap longer than the session
+        timeout starts a new session. Only actors with new session-less events are recomputed.
+        """
+        if self._sessions_seq >= self._next_seq - 1:
+            return
+        with self.write_lock:
+            last, upto = self._sessions_seq, self._next_seq - 1
+            if last >= upto:
+                return
+            cur = self.cursor()
+            try:
+                cur.execute(_DERIVE_SESSIONS, [last, self.settings.session_timeout_minutes * 60.0])
+                cur.execute("UPDATE meta SET value = ? WHERE key = 'sessions_seq'", [str(upto)])
+            finally:
+                cur.close()
+            self._sessions_seq = upto
+
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A connection of its own for one call (one DuckDB connection is not shareable across threads)."""
         cur = self._con.cursor()
@@ -106,6 +149,7 @@ class Store:
     def guarded(self, timeout: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
         """A cursor whose work is interrupted after `timeout` seconds (QueryLimitError)."""
         limit = self.settings.query_timeout_seconds if timeout is None else timeout
+        self.refresh_sessions()
         cur = self.cursor()
         timer = threading.Timer(limit, cur.interrupt)
         timer.daemon = True

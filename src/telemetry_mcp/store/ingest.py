@@ -46,6 +46,7 @@ SCHEMA = pa.schema(
         ("page", _TEXT),
         ("properties", _TEXT),
         ("redacted_paths", pa.list_(_TEXT)),
+        ("session_key", _TEXT),
     ]
 )
 _COLUMNS = [f.name for f in SCHEMA]
@@ -208,6 +209,8 @@ class Ingestor:
             cols[name].append(row[name])
         cols["properties"].append(None if props is None else props_json)
         cols["redacted_paths"].append(paths or None)
+        # Derived sessions (no session_id) are filled in by Store.refresh_sessions.
+        cols["session_key"].append(None if session_id is None else "x:" + session_id)
 
     def _write(self, cols: dict[str, list[Any]]) -> int:
         n = len(cols["event_id"])

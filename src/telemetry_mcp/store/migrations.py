@@ -49,9 +49,19 @@ def _m002_meta(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("INSERT INTO meta VALUES ('created_at', ?)", [datetime.now(UTC).isoformat()])
 
 
+def _m003_session_keys(con: duckdb.DuckDBPyConnection) -> None:
+    # Sessions are kept with the events: explicit ones at insert, derived ones (30-minute gaps) by
+    # Store.refresh_sessions for the actors that got new session-less events. Analyses then read
+    # a column instead of re-running a window over every event on every question.
+    con.execute("ALTER TABLE events ADD COLUMN session_key VARCHAR")
+    con.execute("UPDATE events SET session_key = 'x:' || session_id WHERE session_id IS NOT NULL")
+    con.execute("INSERT INTO meta VALUES ('sessions_seq', '0'), ('session_timeout_minutes', '')")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_events", _m001_events),
     ("002_meta", _m002_meta),
+    ("003_session_keys", _m003_session_keys),
 ]
 
 
