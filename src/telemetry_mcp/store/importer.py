@@ -63,14 +63,22 @@ def _csv(path: Path) -> Iterator[Any]:
             yield {k: _csv_value(k, v) for k, v in row.items() if k is not None and v is not None and v != ""}
 
 
+def _parquet_value(key: str, value: Any) -> Any:
+    if key == "properties" and isinstance(value, str):
+        return _csv_value(key, value)  # a JSON text column, as writers without a map type store it
+    if hasattr(value, "isoformat"):
+        # naive datetimes in Parquet are UTC by convention
+        text = value.isoformat()
+        return text + "Z" if getattr(value, "tzinfo", None) is None and key == "timestamp" else text
+    return value
+
+
 def _parquet(path: Path) -> Iterator[Any]:
     import pyarrow.parquet as pq
 
     for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH):
         for row in batch.to_pylist():
-            yield {k: (v.isoformat() + "Z" if hasattr(v, "isoformat") and k == "timestamp" and v.tzinfo is None
-                       else v.isoformat() if hasattr(v, "isoformat") else v)
-                   for k, v in row.items() if v is not None}  # fmt: skip
+            yield {k: _parquet_value(k, v) for k, v in row.items() if v is not None}
 
 
 READERS: dict[str, Callable[[Path], Iterator[Any]]] = {
