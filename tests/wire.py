@@ -54,7 +54,9 @@ class RawServer:
             sel.close()
         raise AssertionError(f"no answer within {timeout} s")
 
-    def request(self, method: str, params: dict[str, Any] | None = None, timeout: float = 30.0) -> dict[str, Any]:
+    def request(
+        self, method: str, params: dict[str, Any] | None = None, timeout: float = 30.0
+    ) -> dict[str, Any]:
         self._next_id += 1
         msg: dict[str, Any] = {"jsonrpc": "2.0", "id": self._next_id, "method": method}
         if params is not None:
@@ -67,7 +69,11 @@ class RawServer:
     def initialize(self) -> dict[str, Any]:
         reply = self.request(
             "initialize",
-            {"protocolVersion": PROTOCOL, "capabilities": {}, "clientInfo": {"name": "wire-test", "version": "0"}},
+            {
+                "protocolVersion": PROTOCOL,
+                "capabilities": {},
+                "clientInfo": {"name": "wire-test", "version": "0"},
+            },
         )
         self.send_line(json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}).encode())
         return reply

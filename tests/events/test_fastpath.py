@@ -37,7 +37,9 @@ fields: dict[str, Any] = {
     "value": number,
     "unit": st.text(max_size=40),
     "page": text,
-    "properties": st.one_of(st.dictionaries(st.text(max_size=8), json_value, max_size=4), st.lists(leaf), leaf),
+    "properties": st.one_of(
+        st.dictionaries(st.text(max_size=8), json_value, max_size=4), st.lists(leaf), leaf
+    ),
     "do_not_track": st.one_of(st.booleans(), st.just("yes")),
     "ip": st.one_of(st.text(max_size=10), st.integers()),
     "surprise": st.integers(),

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 from mcp import Client
-from wire import server_env
 
 from telemetry_mcp.config import load_settings
 from telemetry_mcp.store import Store
+from wire import server_env
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE_TOOLS = ROOT / ".ci" / "node" / "node_modules"
@@ -76,7 +76,7 @@ def test_the_inspector_cli_sees_a_tool_error_as_an_error(tmp_path: Path) -> None
         "--tool-arg", "events=[]", "--format", "json", "-q",
     )  # fmt: skip
     assert done.returncode == 5  # the Inspector's exit code for an is_error result
-    assert "at least 1 item" in done.stdout
+    assert "events is empty: send 1..10,000 event objects" in done.stdout
 
 
 def _free_port() -> int:

@@ -8,10 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from wire import RawServer, server_env
-
 from telemetry_mcp.config import load_settings
 from telemetry_mcp.store import Store
+from wire import RawServer, server_env
 
 
 def _events(n: int, prefix: str) -> list[dict[str, object]]:
@@ -72,7 +71,12 @@ def test_a_second_server_on_the_same_file_exits_with_one_clear_line(tmp_path: Pa
         assert str(db) in err and "locked" in err and "--db" in err
         assert second.stdout == b""
         # the first server is unaffected
-        assert first.call("ingest_events", {"events": _events(1, "z")})["result"]["structuredContent"]["accepted"] == 1
+        assert (
+            first.call("ingest_events", {"events": _events(1, "z")})["result"]["structuredContent"][
+                "accepted"
+            ]
+            == 1
+        )
 
 
 def test_hostile_lines_get_a_json_rpc_error_and_the_server_keeps_serving(tmp_path: Path) -> None:
@@ -85,7 +89,9 @@ def test_hostile_lines_get_a_json_rpc_error_and_the_server_keeps_serving(tmp_pat
             "lone UTF-16 surrogate": '{"jsonrpc":"2.0","id":"sur","method":"tools/call","params":{"name":'
             '"ingest_events","arguments":{"events":[{"event_type":"x","name":"\\ud800"}]}}}',
             "exceeds the limit of 200,000 bytes": '{"jsonrpc":"2.0","id":"big","method":"tools/call","params":'
-            '{"name":"ingest_events","arguments":{"events":[{"event_type":"x","name":"' + "a" * 300_000 + '"}]}}}',
+            '{"name":"ingest_events","arguments":{"events":[{"event_type":"x","name":"'
+            + "a" * 300_000
+            + '"}]}}}',
             "malformed JSON": '{"jsonrpc":"2.0","id":"bad","method":"tools/call", garbage',
         }
         for expected, line in cases.items():

@@ -7,7 +7,15 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    field_validator,
+)
 
 SEVERITIES = ("debug", "info", "warning", "error", "critical")
 Severity = Literal["debug", "info", "warning", "error", "critical"]
@@ -147,7 +155,7 @@ class Event(BaseModel):
     framework: _text(200) | None = None
     page: _text(200) | None = None
     properties: dict[str, Any] | None = None
-    do_not_track: bool | None = Field(None, description="drop this event (never stored)")
+    do_not_track: StrictBool | None = Field(None, description="drop this event (never stored)")
     ip: str | None = Field(None, description="accepted, never stored")
 
     @field_validator("timestamp", mode="before")

@@ -104,7 +104,9 @@ class Store:
         self._next_seq = int(row[0]) + 1 if row else 1
         timeout = repr(float(settings.session_timeout_minutes))
         # Derived sessions depend on the timeout: a store opened with another one recomputes them all.
-        self._sessions_seq = int(self._meta("sessions_seq")) if self._meta("session_timeout_minutes") == timeout else 0
+        self._sessions_seq = (
+            int(self._meta("sessions_seq")) if self._meta("session_timeout_minutes") == timeout else 0
+        )
         self._con.execute("UPDATE meta SET value = ? WHERE key = 'session_timeout_minutes'", [timeout])
 
     def _meta(self, key: str) -> str:

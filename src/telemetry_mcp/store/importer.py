@@ -49,6 +49,8 @@ def _json(path: Path) -> Iterator[Any]:
 def _csv_value(key: str, value: str) -> Any:
     if value == "":
         return None
+    if key == "do_not_track" and value.lower() in ("true", "false"):
+        return value.lower() == "true"
     if key == "properties":
         try:
             return json.loads(value)
@@ -128,4 +130,5 @@ def import_file(ingestor: Ingestor, path: Path, progress: Progress | None = None
             flush()
     if batch:
         flush()
+    total.errors.sort()
     return total

@@ -1,11 +1,11 @@
 """ingest_events (SPEC tool 1)."""
 
-
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import MCPServer
 from pydantic import BaseModel, Field
 
+from telemetry_mcp.errors import InvalidArgument
 from telemetry_mcp.server.app import App, tool
 from telemetry_mcp.store.ingest import IngestReport
 
@@ -74,14 +74,18 @@ def register(mcp: MCPServer[Any], app: App) -> None:
         events: Annotated[
             # Items stay untyped here so one malformed event is reported by index, not the whole call.
             list[Any],
-            Field(min_length=1, description=f"1..{limit:,} event objects (see the tool description)"),
+            Field(description=f"1..{limit:,} event objects (see the tool description)"),
         ],
         service: Annotated[str | None, Field(description="default service for events that lack one")] = None,
         service_version: Annotated[
             str | None, Field(description="default service_version for events that lack one")
         ] = None,
-        do_not_track: Annotated[bool, Field(description="true: the whole batch is dropped, never stored")] = False,
+        do_not_track: Annotated[
+            bool, Field(description="true: the whole batch is dropped, never stored")
+        ] = False,
     ) -> IngestResult:
+        if not events:
+            raise InvalidArgument(f"events is empty: send 1..{limit:,} event objects")
         report = app.ingestor.ingest(
             events, service=service, service_version=service_version, do_not_track=do_not_track
         )
