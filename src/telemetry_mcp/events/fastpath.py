@@ -81,9 +81,9 @@ def validate_row(raw: Any, now: datetime) -> tuple[dict[str, Any], str | None]:
     Raises EventRejected with the model's reasons when the event is invalid.
     """
     if type(raw) is dict:
-        row = _fast(raw, now)
-        if row is not None:
-            return row
+        fast = _fast(raw, now)
+        if fast is not None:
+            return fast
     event = validate_event(raw)  # raises EventRejected with the exact reasons
     row = {k: getattr(event, k) for k in ROW_KEYS}
     props = row["properties"]

@@ -77,8 +77,8 @@ def _number(v: Any) -> Any:
 Number = Annotated[float, BeforeValidator(_number)]
 
 
-def _text(max_len: int) -> Any:
-    return Annotated[str, Field(min_length=0, max_length=max_len)]
+Text200 = Annotated[str, Field(max_length=200)]
+Text32 = Annotated[str, Field(max_length=32)]
 
 
 def parse_timestamp(v: Any, now: datetime | None = None) -> datetime:
@@ -140,20 +140,20 @@ class Event(BaseModel):
     event_id: Annotated[str, Field(min_length=1, max_length=128)] | None = None
     timestamp: datetime | None = Field(None, description="RFC 3339 string or epoch milliseconds; UTC")
     event_type: Annotated[str, Field(pattern=EVENT_TYPE_PATTERN)]
-    name: _text(200) | None = None
-    component: _text(200) | None = None
-    user_id: _text(200) | None = None
-    session_id: _text(200) | None = None
+    name: Text200 | None = None
+    component: Text200 | None = None
+    user_id: Text200 | None = None
+    session_id: Text200 | None = None
     severity: Severity | None = None
     duration_ms: Annotated[Number, Field(ge=0)] | None = None
     value: Number | None = None
-    unit: _text(32) | None = None
-    service: _text(200) | None = None
-    service_version: _text(200) | None = None
-    platform: _text(200) | None = None
-    os: _text(200) | None = None
-    framework: _text(200) | None = None
-    page: _text(200) | None = None
+    unit: Text32 | None = None
+    service: Text200 | None = None
+    service_version: Text200 | None = None
+    platform: Text200 | None = None
+    os: Text200 | None = None
+    framework: Text200 | None = None
+    page: Text200 | None = None
     properties: dict[str, Any] | None = None
     do_not_track: StrictBool | None = Field(None, description="drop this event (never stored)")
     ip: str | None = Field(None, description="accepted, never stored")
