@@ -50,6 +50,8 @@ SCHEMA = pa.schema(
     ]
 )
 _COLUMNS = [f.name for f in SCHEMA]
+_ROW_SCHEMA = pa.schema([f for f in SCHEMA if f.name not in ("seq", "received_at")])
+_SELECT = {"received_at": "$1::TIMESTAMP AS received_at", "properties": "properties::JSON"}
 _COPIED = ("name", "component", "session_id", "duration_ms", "value", "unit", "service", "service_version",
            "platform", "os", "framework", "page")  # fmt: skip
 
@@ -127,19 +129,19 @@ class Ingestor:
             self.store.counters.add(received=len(events), dropped_dnt=len(events))
             return report
         received_at = (now or datetime.now(UTC)).replace(tzinfo=None)
-        cols: dict[str, list[Any]] = {c: [] for c in _COLUMNS}
+        rows: list[dict[str, Any]] = []
         seen: set[str] = set()
         # The cyclic GC is the largest single cost of big payloads (PERF_NOTES): pause it per batch.
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:
             for index, raw in enumerate(events):
-                self._one(index, raw, report, cols, seen, received_at, service, service_version)
+                self._one(index, raw, report, rows, seen, received_at, service, service_version)
         finally:
             if gc_was_enabled:
                 gc.enable()
-        inserted = self._write(cols) if cols["event_id"] else 0
-        report.duplicates += len(cols["event_id"]) - inserted
+        inserted = self._write(rows, received_at) if rows else 0
+        report.duplicates += len(rows) - inserted
         report.accepted = inserted
         self.store.counters.add(
             received=len(events),
@@ -156,7 +158,7 @@ class Ingestor:
         index: int,
         raw: Any,
         report: IngestReport,
-        cols: dict[str, list[Any]],
+        rows: list[dict[str, Any]],
         seen: set[str],
         received_at: datetime,
         service: str | None,
@@ -192,38 +194,37 @@ class Ingestor:
         if props is not None and any(p.startswith("properties") for p in paths):
             props_json = json.dumps(props, ensure_ascii=False, separators=(",", ":"))
         event_type = row["event_type"]
-        cols["event_id"].append(event_id)
-        cols["ts"].append(row["timestamp"] or received_at)
-        cols["received_at"].append(received_at)
-        cols["event_type"].append(event_type)
-        cols["user_id"].append(user_id)
-        cols["actor"].append(
+        row["ts"] = row["timestamp"] or received_at
+        row["actor"] = (
             user_id
             if user_id is not None
             else f"s:{session_id}"
             if session_id is not None
             else f"e:{event_id}"
         )
-        cols["severity"].append(row["severity"] or DEFAULT_SEVERITY.get(event_type, "info"))
-        for name in _COPIED:
-            cols[name].append(row[name])
-        cols["properties"].append(None if props is None else props_json)
-        cols["redacted_paths"].append(paths or None)
+        if row["severity"] is None:
+            row["severity"] = DEFAULT_SEVERITY.get(event_type, "info")
+        row["properties"] = None if props is None else props_json
+        row["redacted_paths"] = paths or None
         # Derived sessions (no session_id) are filled in by Store.refresh_sessions.
-        cols["session_key"].append(None if session_id is None else "x:" + session_id)
+        row["session_key"] = None if session_id is None else "x:" + session_id
+        rows.append(row)
 
-    def _write(self, cols: dict[str, list[Any]]) -> int:
-        n = len(cols["event_id"])
+    def _write(self, rows: list[dict[str, Any]], received_at: datetime) -> int:
+        n = len(rows)
+        # Row dicts → columns in C (pyarrow); seq and received_at are added as whole columns.
+        table = pa.Table.from_pylist(rows, schema=_ROW_SCHEMA)
         with self.store.write_lock:
             start = self.store.take_seq(n)
-            cols["seq"] = list(range(start, start + n))
+            table = table.append_column("seq", pa.array(range(start, start + n), pa.int64()))
             cur = self.store.cursor()
-            cur.register("batch", pa.table(cols, schema=SCHEMA))
+            cur.register("batch", table)
             try:
                 row = cur.execute(
-                    f"INSERT OR IGNORE INTO events ({', '.join(_COLUMNS)}) "
-                    f"SELECT {', '.join(c if c != 'properties' else 'properties::JSON' for c in _COLUMNS)} "
-                    "FROM batch"
+                    f"INSERT OR IGNORE INTO events ({', '.join(_COLUMNS)}) SELECT "
+                    + ", ".join(_SELECT.get(c, c) for c in _COLUMNS)
+                    + " FROM batch",
+                    [received_at],
                 ).fetchone()
             finally:
                 cur.unregister("batch")
