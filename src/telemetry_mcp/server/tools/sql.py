@@ -1,0 +1,59 @@
+"""run_sql: read-only SQL over the events table."""
+
+from typing import Annotated, Any
+
+from mcp.server.mcpserver import MCPServer
+from pydantic import Field
+
+from telemetry_mcp.analytics import sql as sql_query
+from telemetry_mcp.server.app import App, tool
+
+EVENTS_COLUMNS = (
+    "seq BIGINT (arrival order; ORDER BY ts, seq is the event order), event_id VARCHAR, "
+    "ts TIMESTAMP (event time, UTC), received_at TIMESTAMP (UTC), event_type, name, component, "
+    "user_id (keyed hash of the submitted id, 16 hex chars), session_id (explicit sessions only), "
+    "actor (user_id, else 's:'||session_id, else 'e:'||event_id), severity (debug/info/warning/error/"
+    "critical), duration_ms DOUBLE, value DOUBLE, unit, service, service_version, platform, os, "
+    "framework, page, properties JSON (e.g. properties->>'$.status'), redacted_paths VARCHAR[]"
+)
+
+
+def register(mcp: MCPServer[Any], app: App) -> None:
+    max_rows = app.settings.sql_max_rows
+
+    @tool(
+        mcp,
+        title="Read-only SQL over events",
+        description=(
+            "Run ONE read-only DuckDB SELECT (or WITH … SELECT, DESCRIBE events) over the table `events`; "
+            "for questions the other tools do not answer. Columns: " + EVENTS_COLUMNS + ". Only the events "
+            "table (and your CTEs) can be read: no other tables, system catalogs, file/network table "
+            "functions (read_csv, read_parquet, glob …), and no INSERT/UPDATE/DELETE/DROP/COPY/ATTACH/"
+            "PRAGMA/SET. Returns columns, rows (lists; timestamps ISO 8601 UTC, floats rounded to 4 "
+            f"decimals), row_count, truncated (more than limit rows, max {max_rows:,}, or over "
+            f"{app.settings.sql_max_bytes:,} characters). Queries are cancelled after "
+            f"{app.settings.query_timeout_seconds:g} s."
+        ),
+    )
+    def run_sql(
+        sql: Annotated[
+            str,
+            Field(description="one SELECT statement, e.g. SELECT component, count(*) FROM events GROUP BY 1"),
+        ],
+        limit: Annotated[
+            int, Field(ge=1, le=max_rows, description=f"max rows returned (1..{max_rows:,}, default 100)")
+        ] = min(100, max_rows),
+    ) -> sql_query.SqlResult:
+        return sql_query.run(app.store, sql, limit)
+
+
+DEMO_CALLS: list[tuple[str, dict[str, Any]]] = [
+    (
+        "run_sql",
+        {
+            "sql": "SELECT service_version, count(*) AS events, count(DISTINCT actor) AS users "
+            "FROM events GROUP BY ALL ORDER BY events DESC",
+            "limit": 10,
+        },
+    ),
+]
