@@ -23,6 +23,11 @@ ANALYSES: dict[str, str] = {
 }
 
 Analysis = Literal["funnel", "journeys", "retention", "dropoff", "engagement"]
+FunnelOrder = Literal["ordered", "strict", "unordered"]
+FunnelBy = Literal["user", "session"]
+JourneyNode = Literal["event_type", "name", "component", "page"]
+Period = Literal["day", "week", "month"]
+RetentionType = Literal["first_time", "recurring"]
 
 
 class StepSpec(BaseModel):
@@ -61,18 +66,18 @@ class BehaviorQuery(BaseModel):
     # funnel / dropoff
     steps: list[StepSpec] | None = None
     conversion_window: str = "14d"
-    order: Literal["ordered", "strict", "unordered"] = "ordered"
-    by: Literal["user", "session"] = "user"
+    order: FunnelOrder = "ordered"
+    by: FunnelBy = "user"
     exclusions: list[Exclusion] | None = None
     breakdown_by: str | None = None
     # journeys
-    node: Literal["event_type", "name", "component", "page"] = "event_type"
+    node: JourneyNode = "event_type"
     start_at: str | None = None
     end_at: str | None = None
     max_steps: int = Field(5, ge=2, le=20)
     # retention / engagement
-    period: Literal["day", "week", "month"] = "week"
-    retention_type: Literal["first_time", "recurring"] = "first_time"
+    period: Period = "week"
+    retention_type: RetentionType = "first_time"
     start_event: str | None = None
     return_event: str | None = None
     periods: int = Field(8, ge=1, le=120)

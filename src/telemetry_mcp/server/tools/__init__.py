@@ -2,4 +2,12 @@
 
 TOOL_MODULES: list[str] = [
     "ingest",
+    "metrics",
+    "performance",
+    "realtime",
+    "adoption",
+    "behavior",
+    "discovery",
+    "sql",
+    "resources",
 ]
