@@ -73,7 +73,7 @@ async def _respond_error(write: Any, request_id: str | int | None, code: int, me
 @asynccontextmanager
 async def guarded_stdio(max_bytes: int) -> AsyncIterator[tuple[Any, Any]]:
     """Like mcp.server.stdio.stdio_server, with hostile-input answers and fd 1 diverted."""
-    wire_in: BinaryIO = os.fdopen(os.dup(0), "rb", buffering=0)
+    wire_in: BinaryIO = os.fdopen(os.dup(0), "rb")  # buffered: readline on a raw fd reads byte by byte
     wire_out: BinaryIO = os.fdopen(os.dup(1), "wb", buffering=0)
     # Anything else that writes to fd 1 (a library, a stray print) lands on stderr, not in the stream.
     saved_stdout = os.dup(1)
