@@ -94,7 +94,7 @@ class Store:
             if "lock" in str(exc).lower():
                 raise StoreLockedError(_lock_message(self.path, exc)) from None
             raise
-        self._con.execute("SET TimeZone = 'UTC'")
+        self._con.execute("SET TimeZone = 'UTC'; SET enable_progress_bar = false")
         applied = migrate(self._con)
         if applied:
             log.info("store %s: applied migrations %s", self.path, ", ".join(applied))
@@ -144,7 +144,8 @@ class Store:
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A connection of its own for one call (one DuckDB connection is not shareable across threads)."""
         cur = self._con.cursor()
-        cur.execute("SET TimeZone = 'UTC'")
+        # never draw a progress bar on stdout: in stdio mode it carries only the protocol
+        cur.execute("SET TimeZone = 'UTC'; SET enable_progress_bar = false")
         return cur
 
     @contextmanager

@@ -211,22 +211,48 @@ class Ingestor:
         rows.append(row)
 
     def _write(self, rows: list[dict[str, Any]], received_at: datetime) -> int:
-        n = len(rows)
-        # Row dicts → columns in C (pyarrow); seq and received_at are added as whole columns.
-        table = pa.Table.from_pylist(rows, schema=_ROW_SCHEMA)
+        """Insert the rows whose event_id is not stored yet; return how many were inserted."""
         with self.store.write_lock:
-            start = self.store.take_seq(n)
-            table = table.append_column("seq", pa.array(range(start, start + n), pa.int64()))
             cur = self.store.cursor()
-            cur.register("batch", table)
             try:
-                row = cur.execute(
-                    f"INSERT OR IGNORE INTO events ({', '.join(_COLUMNS)}) SELECT "
-                    + ", ".join(_SELECT.get(c, c) for c in _COLUMNS)
-                    + " FROM batch",
-                    [received_at],
-                ).fetchone()
+                stored = self._stored_ids(cur, [r["event_id"] for r in rows])
+                if stored:
+                    rows = [r for r in rows if r["event_id"] not in stored]
+                if not rows:
+                    return 0
+                n = len(rows)
+                # Row dicts → columns in C (pyarrow); seq and received_at are added as whole columns.
+                table = pa.Table.from_pylist(rows, schema=_ROW_SCHEMA)
+                start = self.store.take_seq(n)
+                table = table.append_column("seq", pa.array(range(start, start + n), pa.int64()))
+                cur.register("batch", table)
+                try:
+                    cur.execute(
+                        f"INSERT INTO events ({', '.join(_COLUMNS)}, id_hash) SELECT "
+                        + ", ".join(_SELECT.get(c, c) for c in _COLUMNS)
+                        + ", hash(event_id) FROM batch",
+                        [received_at],
+                    )
+                finally:
+                    cur.unregister("batch")
             finally:
-                cur.unregister("batch")
                 cur.close()
-        return int(row[0]) if row else 0
+        return n
+
+    @staticmethod
+    def _stored_ids(cur: Any, ids: list[str]) -> set[str]:
+        """The ids among `ids` already stored: a probe of the 64-bit hash column, then an exact check."""
+        cur.register("incoming", pa.table({"event_id": pa.array(ids, pa.string())}))
+        try:
+            seqs = cur.execute(
+                "SELECT seq FROM events WHERE id_hash IN (SELECT hash(event_id) FROM incoming)"
+            ).fetchall()
+            if not seqs:
+                return set()
+            found = cur.execute(
+                "SELECT event_id FROM events WHERE seq IN (SELECT unnest($1::BIGINT[]))",
+                [[s[0] for s in seqs]],
+            ).fetchall()
+        finally:
+            cur.unregister("incoming")
+        return {f[0] for f in found} & set(ids)

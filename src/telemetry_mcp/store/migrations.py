@@ -58,10 +58,36 @@ def _m003_session_keys(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("INSERT INTO meta VALUES ('sessions_seq', '0'), ('session_timeout_minutes', '')")
 
 
+def _m004_dedupe_by_id_hash(con: duckdb.DuckDBPyConnection) -> None:
+    # The ART index behind PRIMARY KEY(event_id) took ~40 MB per million events, more than the data
+    # itself, and a third of insert time. Dedupe now probes a 64-bit hash column (then compares the
+    # ids of the few candidates): the table is rebuilt without the key, rows kept in arrival order.
+    con.execute(
+        """
+        CREATE TABLE events_v4 (
+            seq BIGINT NOT NULL, event_id VARCHAR NOT NULL, ts TIMESTAMP NOT NULL,
+            received_at TIMESTAMP NOT NULL, event_type VARCHAR NOT NULL, name VARCHAR, component VARCHAR,
+            user_id VARCHAR, session_id VARCHAR, actor VARCHAR NOT NULL, severity VARCHAR NOT NULL,
+            duration_ms DOUBLE, value DOUBLE, unit VARCHAR, service VARCHAR, service_version VARCHAR,
+            platform VARCHAR, os VARCHAR, framework VARCHAR, page VARCHAR, properties JSON,
+            redacted_paths VARCHAR[], session_key VARCHAR, id_hash UBIGINT NOT NULL
+        )
+        """
+    )
+    con.execute(
+        "INSERT INTO events_v4 SELECT seq, event_id, ts, received_at, event_type, name, component, "
+        "user_id, session_id, actor, severity, duration_ms, value, unit, service, service_version, platform, os, "
+        "framework, page, properties, redacted_paths, session_key, hash(event_id) FROM events ORDER BY seq"
+    )
+    con.execute("DROP TABLE events")
+    con.execute("ALTER TABLE events_v4 RENAME TO events")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_events", _m001_events),
     ("002_meta", _m002_meta),
     ("003_session_keys", _m003_session_keys),
+    ("004_dedupe_by_id_hash", _m004_dedupe_by_id_hash),
 ]
 
 
