@@ -93,6 +93,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # the top: one line, not a traceback (set --log-level DEBUG to see it)
+        logging.getLogger(__name__).debug("unexpected error", exc_info=True)
+        print(f"telemetry-mcp: unexpected error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
 
 
 def _import(settings: Settings, files: list[Path], *, quiet: bool) -> int:
@@ -135,6 +139,7 @@ def _import(settings: Settings, files: list[Path], *, quiet: bool) -> int:
             grand["rejected"] += report.rejected
             grand["duplicates"] += report.duplicates
             grand["dropped"] += report.dropped_dnt + report.sampled_out
+        store.refresh_sessions()  # derive sessions now rather than on the first question
         store.checkpoint()
     elapsed = time.perf_counter() - started
     print(
