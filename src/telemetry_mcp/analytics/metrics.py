@@ -177,19 +177,33 @@ def series_sql(q: MetricsQuery, tr: TimeRange, metric: MetricSpec, timeout_minut
     bucket = bucket_sql(q.interval, tr, p)
     group = f"CAST({field_sql(q.group_by, p)} AS VARCHAR)" if q.group_by else "NULL::VARCHAR"
     where = _selection(q, metric, p)
-    stats = f"""count(*) AS n, count(DISTINCT user_id) AS users, count(DISTINCT session_key) AS sessions,
-            count(*) FILTER (WHERE {ERRORS_SQL}) AS errors, count(v) AS nv,
+    # Distinct users and sessions are counted over 64-bit hashes, each in its own DISTINCT pass: one
+    # GROUP BY with two count(DISTINCT …) and quantiles was 2.5x slower at 10 M events.
+    plain = f"""count(*) AS n, count(*) FILTER (WHERE {ERRORS_SQL}) AS errors, count(v) AS nv,
             sum(v) AS s, avg(v) AS a, min(v) AS lo, max(v) AS hi, quantile_cont(v, {QUANTILES}) AS q"""
     columns = "b, g, n, users, sessions, errors, nv, s, a, lo, hi, q"
     return f"""
     WITH base AS (
-        SELECT {bucket} AS b, {group} AS g, user_id, session_key, severity, {metric.column} AS v
+        SELECT {bucket} AS b, {group} AS g,
+               CASE WHEN user_id IS NOT NULL THEN hash(user_id) END AS u,
+               CASE WHEN session_key IS NOT NULL THEN hash(session_key) END AS sk,
+               severity, {metric.column} AS v
         FROM {source} src
         WHERE TRUE {where}
     ),
+    c AS (SELECT b, g, {plain} FROM base GROUP BY b, g),
+    du AS (SELECT b, g, count(*) AS users FROM (SELECT DISTINCT b, g, u FROM base WHERE u IS NOT NULL) GROUP BY b, g),
+    ds AS (SELECT b, g, count(*) AS sessions FROM (SELECT DISTINCT b, g, sk FROM base WHERE sk IS NOT NULL) GROUP BY b, g),
     agg AS (
-        SELECT GROUPING(b, g) AS gid, b, g, {stats}
-        FROM base GROUP BY GROUPING SETS ((b, g), ())
+        SELECT 0 AS gid, c.b, c.g, c.n, coalesce(du.users, 0) AS users, coalesce(ds.sessions, 0) AS sessions,
+               c.errors, c.nv, c.s, c.a, c.lo, c.hi, c.q
+        FROM c
+        LEFT JOIN du ON c.b = du.b AND c.g IS NOT DISTINCT FROM du.g
+        LEFT JOIN ds ON c.b = ds.b AND c.g IS NOT DISTINCT FROM ds.g
+        UNION ALL
+        SELECT 3, NULL, NULL, count(*), count(DISTINCT u), count(DISTINCT sk),
+               count(*) FILTER (WHERE {ERRORS_SQL}), count(v), sum(v), avg(v), min(v), max(v), quantile_cont(v, {QUANTILES})
+        FROM base
     ),
     per_bucket AS (
         SELECT b, sum(n) AS n, sum(errors) AS e FROM agg WHERE gid = 0 GROUP BY b
