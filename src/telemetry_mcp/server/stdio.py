@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, BinaryIO
@@ -48,10 +47,8 @@ def _reject(line: bytes, max_bytes: int) -> tuple[int, str] | None:
             f"request of {len(line):,} bytes exceeds the limit of {max_bytes:,} bytes "
             "(TELEMETRY_MCP_MAX_REQUEST_BYTES); send fewer events per call or use `telemetry-mcp import`",
         )
-    if b"\\ud" in line or b"\\uD" in line:
+    if b"\\ud" in line or b"\\uD" in line:  # only then can a lone surrogate hide in the escapes
         try:
-            json.loads(line).__repr__()
-            line.decode("utf-8")
             json.dumps(json.loads(line), ensure_ascii=False).encode("utf-8")
         except UnicodeEncodeError:
             return (
@@ -137,7 +134,3 @@ def _parse_problem(line: bytes, exc: Exception) -> str:
     except ValueError as err:
         return f"malformed JSON: {err}"
     return f"not a valid JSON-RPC message: {text.splitlines()[0][:300]}"
-
-
-def stderr_print(*parts: object) -> None:
-    print(*parts, file=sys.stderr, flush=True)
