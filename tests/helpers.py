@@ -2,7 +2,10 @@
 
 from typing import Any
 
-from telemetry_mcp.server.app import App
+from mcp import Client
+from mcp.types import CallToolResult
+
+from telemetry_mcp.server.app import App, build_server
 
 
 def load(app: App, events: list[dict[str, Any]]) -> None:
@@ -10,3 +13,14 @@ def load(app: App, events: list[dict[str, Any]]) -> None:
     report = app.ingestor.ingest(events)
     assert report.rejected == 0, report.errors
     assert report.accepted == len(events)
+
+
+class Session:
+    """A server with one fresh in-process client per call (for tests that need a second app)."""
+
+    def __init__(self, app: App) -> None:
+        self.server = build_server(app)
+
+    async def call_tool(self, name: str, args: dict[str, Any]) -> CallToolResult:
+        async with Client(self.server) as c:
+            return await c.call_tool(name, args)

@@ -6,40 +6,22 @@ from typing import Any
 
 import pytest
 from mcp import Client
-from mcp.types import CallToolResult
 
 from helpers import load
 from telemetry_mcp.analytics.adoption import normalized_slope
-from telemetry_mcp.server.app import App, build_server
+from telemetry_mcp.server.app import App
 
 SAMPLE = Path(__file__).resolve().parents[2] / "fixtures" / "sample.jsonl"
 
 
-class Session:
-    """One server, each call on a fresh in-process client (conftest's `client` fixture tears down in
-    another task than it was set up in under pytest-asyncio, which anyio refuses)."""
-
-    def __init__(self, app: App) -> None:
-        self.server = build_server(app)
-
-    async def call_tool(self, name: str, args: dict[str, Any]) -> CallToolResult:
-        async with Client(self.server) as c:
-            return await c.call_tool(name, args)
-
-
-@pytest.fixture
-def client(app: App) -> Session:
-    return Session(app)
-
-
-async def call(client: Session, **args: Any) -> dict[str, Any]:
+async def call(client: Client, **args: Any) -> dict[str, Any]:
     result = await client.call_tool("analyze_feature_adoption", args)
     assert not result.is_error, result.content[0].text
     assert result.structured_content is not None
     return result.structured_content
 
 
-async def error_of(client: Session, **args: Any) -> str:
+async def error_of(client: Client, **args: Any) -> str:
     result = await client.call_tool("analyze_feature_adoption", args)
     assert result.is_error
     return str(result.content[0].text)
@@ -95,7 +77,7 @@ def series(out: dict[str, Any], feature: str) -> list[tuple[str, int, float]]:
     return [(p["period_start"][:10], p["users"], p["adoption_rate"]) for p in row["series"]]
 
 
-async def test_weekly_adoption_rates_series_and_trends_over_complete_weeks(app: App, client: Session) -> None:
+async def test_weekly_adoption_rates_series_and_trends_over_complete_weeks(app: App, client: Client) -> None:
     load(app, trend_data())
     out = await call(client, since="2026-09-09", until="2026-10-07")
     assert (out["since"], out["until"], out["active_users"]) == (
@@ -154,7 +136,7 @@ def test_the_normalized_slope_is_the_least_squares_slope_over_the_mean() -> None
     assert normalized_slope([(0, 0.1), (2, 0.3), (3, 0.4)]) == ("up", 0.375)
 
 
-async def test_fewer_than_three_complete_periods_give_insufficient_data(app: App, client: Session) -> None:
+async def test_fewer_than_three_complete_periods_give_insufficient_data(app: App, client: Client) -> None:
     load(app, trend_data())
     # Monthly over 09-09 .. 10-07: September and October are both partial.
     out = await call(client, since="2026-09-09", until="2026-10-07", period="month")
@@ -170,7 +152,7 @@ async def test_fewer_than_three_complete_periods_give_insufficient_data(app: App
     assert out["summary"].startswith("Only 0 complete months in the range: too few for trends (need 3).")
 
 
-async def test_a_rare_fading_feature_is_a_deprecation_candidate(app: App, client: Session) -> None:
+async def test_a_rare_fading_feature_is_a_deprecation_candidate(app: App, client: Client) -> None:
     events: list[dict[str, Any]] = []
     for week, day in ((1, "2026-09-15"), (2, "2026-09-22"), (3, "2026-09-29")):
         events += uses(f"pv{week}", f"{day}T12:00:00Z", range(40), "page_view")
@@ -196,7 +178,7 @@ async def test_a_rare_fading_feature_is_a_deprecation_candidate(app: App, client
     )
 
 
-async def test_features_by_name_restricted_to_a_list_and_bounded_by_limit(app: App, client: Session) -> None:
+async def test_features_by_name_restricted_to_a_list_and_bounded_by_limit(app: App, client: Client) -> None:
     events = uses("a", "2026-09-15T10:00:00Z", range(3), name="export")
     events += uses("b", "2026-09-15T10:00:00Z", range(2), name="import")
     events += uses("c", "2026-09-15T10:00:00Z", range(1), name="share")
@@ -219,7 +201,7 @@ async def test_features_by_name_restricted_to_a_list_and_bounded_by_limit(app: A
     assert out["truncated"] is False
 
 
-async def test_filters_narrow_both_feature_users_and_active_users(app: App, client: Session) -> None:
+async def test_filters_narrow_both_feature_users_and_active_users(app: App, client: Client) -> None:
     events = uses("w", "2026-09-15T10:00:00Z", range(4), "page_view", platform="web")
     events += uses("m", "2026-09-15T10:00:00Z", range(4, 10), "page_view", platform="mobile")
     events += uses("f", "2026-09-15T11:00:00Z", range(2), component="Tooltip", platform="web")
@@ -231,7 +213,7 @@ async def test_filters_narrow_both_feature_users_and_active_users(app: App, clie
     assert (out["active_users"], out["features"][0]["adoption_rate"]) == (10, 0.2)
 
 
-async def test_periods_follow_the_timezone(app: App, client: Session) -> None:
+async def test_periods_follow_the_timezone(app: App, client: Client) -> None:
     # 2026-09-13T23:00Z is Sunday in UTC but Monday 09-14 01:00 in Paris: inside the Paris week.
     events = uses("a", "2026-09-13T23:00:00Z", range(1), component="Chart")
     load(app, events)
@@ -242,7 +224,7 @@ async def test_periods_follow_the_timezone(app: App, client: Session) -> None:
     ]
 
 
-async def test_unknown_features_and_hostile_arguments_are_refused(app: App, client: Session) -> None:
+async def test_unknown_features_and_hostile_arguments_are_refused(app: App, client: Client) -> None:
     load(app, trend_data())
     msg = await error_of(client, features=["CommandPalete"], since="2026-09-09", until="2026-10-07")
     assert 'unknown component "CommandPalete"' in msg and 'did you mean "CommandPalette"' in msg
@@ -261,7 +243,7 @@ async def test_unknown_features_and_hostile_arguments_are_refused(app: App, clie
 
 @pytest.mark.skipif(not SAMPLE.exists(), reason="fixtures/sample.jsonl not generated")
 async def test_sample_data_shows_command_palette_climbing_and_legacy_carousel_fading(
-    app: App, client: Session
+    app: App, client: Client
 ) -> None:
     events = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines() if line.strip()]
     for start in range(0, len(events), 10_000):

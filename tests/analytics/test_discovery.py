@@ -2,39 +2,20 @@
 
 from typing import Any
 
-import pytest
 from mcp import Client
-from mcp.types import CallToolResult
 
 from helpers import load
-from telemetry_mcp.server.app import App, build_server
+from telemetry_mcp.server.app import App
 
 
-class Session:
-    """One server, each call on a fresh in-process client (conftest's `client` fixture tears down in
-    another task than it was set up in under pytest-asyncio, which anyio refuses)."""
-
-    def __init__(self, app: App) -> None:
-        self.server = build_server(app)
-
-    async def call_tool(self, name: str, args: dict[str, Any]) -> CallToolResult:
-        async with Client(self.server) as c:
-            return await c.call_tool(name, args)
-
-
-@pytest.fixture
-def client(app: App) -> Session:
-    return Session(app)
-
-
-async def call(client: Session, **args: Any) -> dict[str, Any]:
+async def call(client: Client, **args: Any) -> dict[str, Any]:
     result = await client.call_tool("describe_events", args)
     assert not result.is_error, result.content[0].text
     assert result.structured_content is not None
     return result.structured_content
 
 
-async def error_of(client: Session, **args: Any) -> str:
+async def error_of(client: Client, **args: Any) -> str:
     result = await client.call_tool("describe_events", args)
     assert result.is_error
     return str(result.content[0].text)
@@ -66,7 +47,7 @@ def rows(block: dict[str, Any]) -> list[tuple[Any, ...]]:
 
 
 async def test_all_time_catalog_lists_values_by_count_with_first_and_last_seen(
-    app: App, client: Session
+    app: App, client: Client
 ) -> None:
     load(app, EVENTS)
     out = await call(client)
@@ -120,7 +101,7 @@ async def test_all_time_catalog_lists_values_by_count_with_first_and_last_seen(
     )
 
 
-async def test_limit_cuts_every_list_and_says_so(app: App, client: Session) -> None:
+async def test_limit_cuts_every_list_and_says_so(app: App, client: Client) -> None:
     load(app, EVENTS)
     out = await call(client, limit=1)
     assert [(k, [v["value"] for v in out[k]["values"]], out[k]["truncated"]) for k in LISTS] == [
@@ -135,9 +116,7 @@ async def test_limit_cuts_every_list_and_says_so(app: App, client: Session) -> N
     assert out["truncated"] is True
 
 
-async def test_a_range_limits_counts_and_an_until_alone_bounds_only_the_end(
-    app: App, client: Session
-) -> None:
+async def test_a_range_limits_counts_and_an_until_alone_bounds_only_the_end(app: App, client: Client) -> None:
     load(app, EVENTS)
     out = await call(client, since="2026-10-02", until="2026-10-04")
     assert (out["since"], out["until"], out["total_events"]) == (
@@ -155,14 +134,14 @@ async def test_a_range_limits_counts_and_an_until_alone_bounds_only_the_end(
     assert [(v["value"], v["count"]) for v in out["components"]["values"]] == [("Button", 1)]
 
 
-async def test_an_empty_store_says_how_to_add_events(client: Session) -> None:
+async def test_an_empty_store_says_how_to_add_events(client: Client) -> None:
     out = await call(client)
     assert (out["total_events"], out["first_event"], out["event_types"]["values"]) == (0, None, [])
     assert out["summary"] == "No events stored yet; submit some with ingest_events or `telemetry-mcp import`."
 
 
 async def test_bad_ranges_and_limits_are_refused_and_the_server_keeps_answering(
-    app: App, client: Session
+    app: App, client: Client
 ) -> None:
     load(app, EVENTS)
     assert "is not understood" in await error_of(client, since="yesterday'; DROP TABLE events; --")

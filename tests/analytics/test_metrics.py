@@ -9,29 +9,9 @@ from mcp import Client
 from mcp.types import CallToolResult, TextContent
 
 from helpers import load
-from telemetry_mcp.server.app import App, build_server
+from telemetry_mcp.server.app import App
 
 SAMPLE = Path(__file__).resolve().parents[2] / "fixtures" / "sample.jsonl"
-
-
-class Session:
-    """One server; each call on a fresh in-process client session.
-
-    Stands in for conftest's `client`, whose teardown runs in another task than its setup under
-    pytest-asyncio and trips anyio's cancel scope check.
-    """
-
-    def __init__(self, app: App) -> None:
-        self.server = build_server(app)
-
-    async def call_tool(self, name: str, args: dict[str, Any]) -> CallToolResult:
-        async with Client(self.server) as c:
-            return await c.call_tool(name, args)
-
-
-@pytest.fixture
-def client(app: App) -> Session:
-    return Session(app)
 
 
 def text_of(result: CallToolResult) -> str:
@@ -78,21 +58,21 @@ def table(result: dict[str, Any]) -> list[tuple[Any, ...]]:
     return [tuple(row[k] for k in keys) for row in result["series"]]
 
 
-async def call(client: Session, **args: Any) -> dict[str, Any]:
+async def call(client: Client, **args: Any) -> dict[str, Any]:
     result = await client.call_tool("collect_metrics", args)
     assert not result.is_error, text_of(result)
     assert result.structured_content is not None
     return dict(result.structured_content)
 
 
-async def error_of(client: Session, **args: Any) -> str:
+async def error_of(client: Client, **args: Any) -> str:
     result = await client.call_tool("collect_metrics", args)
     assert result.is_error
     return text_of(result)
 
 
 async def test_daily_series_in_paris_counts_users_sessions_errors_and_fills_empty_days(
-    app: App, client: Session
+    app: App, client: Client
 ) -> None:
     load(app, BASE)
     out = await call(client, since="2026-10-05", until="2026-10-09", timezone="Europe/Paris")
@@ -115,7 +95,7 @@ async def test_daily_series_in_paris_counts_users_sessions_errors_and_fills_empt
     assert "Busiest day: 2026-10-06 (4 events)" in out["summary"]
 
 
-async def test_a_late_evening_event_lands_on_the_local_day_of_the_timezone(app: App, client: Session) -> None:
+async def test_a_late_evening_event_lands_on_the_local_day_of_the_timezone(app: App, client: Client) -> None:
     load(app, BASE)
     counts = {}
     for tz in ("UTC", "Europe/Paris", "America/New_York"):
@@ -143,7 +123,7 @@ async def test_a_late_evening_event_lands_on_the_local_day_of_the_timezone(app: 
     }
 
 
-async def test_weeks_start_on_monday_in_the_local_timezone(app: App, client: Session) -> None:
+async def test_weeks_start_on_monday_in_the_local_timezone(app: App, client: Client) -> None:
     load(
         app,
         [
@@ -169,7 +149,7 @@ async def test_weeks_start_on_monday_in_the_local_timezone(app: App, client: Ses
     ]
 
 
-async def test_month_buckets_carry_the_offset_of_their_own_start(app: App, client: Session) -> None:
+async def test_month_buckets_carry_the_offset_of_their_own_start(app: App, client: Client) -> None:
     # Paris leaves summer time on 2026-10-25; 23:30 UTC on Oct 31 is already November there.
     load(app, [ev("m1", "2026-10-31T23:30:00Z", "page_view"), ev("m2", "2026-10-31T22:30:00Z", "page_view")])
     out = await call(
@@ -182,7 +162,7 @@ async def test_month_buckets_carry_the_offset_of_their_own_start(app: App, clien
 
 
 async def test_grouped_series_lists_only_buckets_with_events_by_bucket_then_group(
-    app: App, client: Session
+    app: App, client: Client
 ) -> None:
     load(app, BASE)
     out = await call(client, since="2026-10-05", until="2026-10-09", group_by="event_type")
@@ -211,14 +191,14 @@ async def test_grouped_series_lists_only_buckets_with_events_by_bucket_then_grou
     assert out["empty_buckets_filled"] is False
 
 
-async def test_a_group_missing_on_some_events_is_a_null_group_listed_last(app: App, client: Session) -> None:
+async def test_a_group_missing_on_some_events_is_a_null_group_listed_last(app: App, client: Client) -> None:
     load(app, BASE)
     out = await call(client, since="2026-10-05", until="2026-10-09", interval="total", group_by="name")
     assert [(r["group"], r["count"]) for r in out["series"]] == [("fps", 2), ("ripple", 1), (None, 7)]
     assert {r["bucket_start"] for r in out["series"]} == {"2026-10-05T00:00:00+00:00"}
 
 
-async def test_total_interval_gives_exact_percentiles_per_property_group(app: App, client: Session) -> None:
+async def test_total_interval_gives_exact_percentiles_per_property_group(app: App, client: Client) -> None:
     durations = [12.5, 20.0, 33.3, 47.1, 51.37]
     load(
         app,
@@ -239,7 +219,7 @@ async def test_total_interval_gives_exact_percentiles_per_property_group(app: Ap
 
 
 async def test_a_metric_name_measures_the_value_of_those_performance_events_only(
-    app: App, client: Session
+    app: App, client: Client
 ) -> None:
     load(app, BASE)
     out = await call(client, since="2026-10-08", until="2026-10-09", metric="fps")
@@ -252,7 +232,7 @@ async def test_a_metric_name_measures_the_value_of_those_performance_events_only
 
 
 async def test_components_table_ignores_event_types_but_honours_component_and_filters(
-    app: App, client: Session
+    app: App, client: Client
 ) -> None:
     load(app, BASE)
     out = await call(client, since="2026-10-05", until="2026-10-09", event_types=["component_load"])
@@ -277,7 +257,7 @@ async def test_components_table_ignores_event_types_but_honours_component_and_fi
     assert filtered["components"] == []
 
 
-async def test_an_empty_range_answers_zeros_not_an_error(app: App, client: Session) -> None:
+async def test_an_empty_range_answers_zeros_not_an_error(app: App, client: Client) -> None:
     load(app, BASE)
     out = await call(client, since="2026-09-01", until="2026-09-03")
     assert table(out) == [
@@ -289,7 +269,7 @@ async def test_an_empty_range_answers_zeros_not_an_error(app: App, client: Sessi
     assert out["summary"].startswith("No events matched")
 
 
-async def test_a_single_event_is_its_own_percentiles(app: App, client: Session) -> None:
+async def test_a_single_event_is_its_own_percentiles(app: App, client: Client) -> None:
     load(app, [ev("one", "2026-10-05T12:34:56Z", "api_call", user_id="u", duration_ms=123.45678)])
     out = await call(client, since="2026-10-05T12:00:00Z", until="2026-10-05T13:00:00Z", interval="minute",
                      limit=1000)  # fmt: skip
@@ -300,7 +280,7 @@ async def test_a_single_event_is_its_own_percentiles(app: App, client: Session) 
     ]
 
 
-async def test_series_is_cut_at_limit_and_says_truncated(app: App, client: Session) -> None:
+async def test_series_is_cut_at_limit_and_says_truncated(app: App, client: Client) -> None:
     load(app, BASE)
     out = await call(client, since="2026-10-05", until="2026-10-09", limit=2)
     assert [r["bucket_start"] for r in out["series"]] == [
@@ -313,7 +293,7 @@ async def test_series_is_cut_at_limit_and_says_truncated(app: App, client: Sessi
     assert out["components_truncated"] is True
 
 
-async def test_error_spike_leads_the_summary(app: App, client: Session) -> None:
+async def test_error_spike_leads_the_summary(app: App, client: Client) -> None:
     events = [ev(f"n{d}", f"2026-10-0{d}T12:00:00Z", "page_view") for d in range(1, 8)]
     events += [ev(f"x{i}", f"2026-10-04T1{i}:00:00Z", "error", component="Chart") for i in range(5)]
     load(app, events)
@@ -322,7 +302,7 @@ async def test_error_spike_leads_the_summary(app: App, client: Session) -> None:
     assert out["summary"].startswith("Error spike: 2026-10-04 (UTC) had 5 errors, 83.3 % of its 6 events")
 
 
-async def test_unknown_component_and_metric_suggest_the_closest_known_name(app: App, client: Session) -> None:
+async def test_unknown_component_and_metric_suggest_the_closest_known_name(app: App, client: Client) -> None:
     load(app, BASE)
     message = await error_of(client, component="Buton")
     assert 'unknown component "Buton"' in message
@@ -338,7 +318,7 @@ async def test_unknown_component_and_metric_suggest_the_closest_known_name(app: 
 
 
 async def test_hostile_arguments_are_refused_or_harmless_and_the_server_keeps_answering(
-    app: App, client: Session
+    app: App, client: Client
 ) -> None:
     load(app, BASE)
     window = {"since": "2026-10-05", "until": "2026-10-09"}
@@ -374,7 +354,7 @@ async def test_hostile_arguments_are_refused_or_harmless_and_the_server_keeps_an
 
 
 @pytest.mark.skipif(not SAMPLE.exists(), reason="fixtures/sample.jsonl not generated")
-async def test_sample_data_shows_its_error_spike_day(app: App, client: Session) -> None:
+async def test_sample_data_shows_its_error_spike_day(app: App, client: Client) -> None:
     lines = SAMPLE.read_text(encoding="utf-8").splitlines()
     events = [json.loads(line) for line in lines if line.strip()]
     for start in range(0, len(events), 10_000):

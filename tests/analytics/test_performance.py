@@ -9,30 +9,10 @@ from mcp import Client
 from mcp.types import CallToolResult, TextContent
 
 from helpers import load
-from telemetry_mcp.server.app import App, build_server
+from telemetry_mcp.server.app import App
 
 SAMPLE = Path(__file__).resolve().parents[2] / "fixtures" / "sample.jsonl"
 WINDOW = {"since": "2026-10-01", "until": "2026-10-08"}
-
-
-class Session:
-    """One server; each call on a fresh in-process client session.
-
-    Stands in for conftest's `client`, whose teardown runs in another task than its setup under
-    pytest-asyncio and trips anyio's cancel scope check.
-    """
-
-    def __init__(self, app: App) -> None:
-        self.server = build_server(app)
-
-    async def call_tool(self, name: str, args: dict[str, Any]) -> CallToolResult:
-        async with Client(self.server) as c:
-            return await c.call_tool(name, args)
-
-
-@pytest.fixture
-def client(app: App) -> Session:
-    return Session(app)
 
 
 def text_of(result: CallToolResult) -> str:
@@ -88,20 +68,20 @@ def regression(row: dict[str, Any]) -> tuple[Any, ...]:
     return tuple(row[k] for k in keys)
 
 
-async def call(client: Session, **args: Any) -> dict[str, Any]:
+async def call(client: Client, **args: Any) -> dict[str, Any]:
     result = await client.call_tool("analyze_performance", args)
     assert not result.is_error, text_of(result)
     assert result.structured_content is not None
     return dict(result.structured_content)
 
 
-async def error_of(client: Session, **args: Any) -> str:
+async def error_of(client: Client, **args: Any) -> str:
     result = await client.call_tool("analyze_performance", args)
     assert result.is_error
     return text_of(result)
 
 
-async def test_load_time_per_component_slowest_p95_first_with_error_rate(app: App, client: Session) -> None:
+async def test_load_time_per_component_slowest_p95_first_with_error_rate(app: App, client: Client) -> None:
     load(app, RELEASES)
     out = await call(client, **WINDOW)
     assert [stats(g) for g in out["groups"]] == [
@@ -121,7 +101,7 @@ async def test_load_time_per_component_slowest_p95_first_with_error_rate(app: Ap
 
 
 async def test_version_compare_flags_the_regression_and_not_exactly_ten_percent(
-    app: App, client: Session
+    app: App, client: Client
 ) -> None:
     load(app, RELEASES)
     out = await call(client, **WINDOW, compare={"baseline_version": "2.2.0", "candidate_version": "2.3.0"})
@@ -142,7 +122,7 @@ async def test_version_compare_flags_the_regression_and_not_exactly_ten_percent(
     )
 
 
-async def test_a_lower_threshold_flags_the_ten_percent_change(app: App, client: Session) -> None:
+async def test_a_lower_threshold_flags_the_ten_percent_change(app: App, client: Client) -> None:
     load(app, RELEASES)
     out = await call(
         client, **WINDOW, threshold=0.05, compare={"baseline_version": "2.2.0", "candidate_version": "2.3.0"}
@@ -154,7 +134,7 @@ async def test_a_lower_threshold_flags_the_ten_percent_change(app: App, client: 
     ]
 
 
-async def test_no_regression_is_said_plainly(app: App, client: Session) -> None:
+async def test_no_regression_is_said_plainly(app: App, client: Client) -> None:
     load(app, RELEASES)
     out = await call(
         client,
@@ -168,7 +148,7 @@ async def test_no_regression_is_said_plainly(app: App, client: Session) -> None:
     )
 
 
-async def test_group_by_app_version_is_an_alias_of_service_version(app: App, client: Session) -> None:
+async def test_group_by_app_version_is_an_alias_of_service_version(app: App, client: Client) -> None:
     load(app, RELEASES)
     out = await call(client, **WINDOW, group_by="app_version", component="LoaderSpinner")
     assert [stats(g) for g in out["groups"]] == [
@@ -194,7 +174,7 @@ FPS = [
 ]  # fmt: skip
 
 
-async def test_for_fps_the_lowest_p95_comes_first(app: App, client: Session) -> None:
+async def test_for_fps_the_lowest_p95_comes_first(app: App, client: Client) -> None:
     load(app, FPS)
     out = await call(client, **WINDOW, metric="fps", group_by="platform")
     assert out["direction"] == "higher_is_better"
@@ -205,7 +185,7 @@ async def test_for_fps_the_lowest_p95_comes_first(app: App, client: Session) -> 
     assert out["summary"].startswith("Lowest platform by fps p95: mobile 49.0 fps")
 
 
-async def test_previous_period_compare_treats_lower_fps_as_worse(app: App, client: Session) -> None:
+async def test_previous_period_compare_treats_lower_fps_as_worse(app: App, client: Client) -> None:
     load(app, FPS)
     out = await call(client, **WINDOW, metric="fps", compare={"previous_period": True})
     assert [regression(r) for r in out["regressions"]] == [
@@ -219,7 +199,7 @@ async def test_previous_period_compare_treats_lower_fps_as_worse(app: App, clien
     )
 
 
-async def test_other_metrics_read_their_own_events(app: App, client: Session) -> None:
+async def test_other_metrics_read_their_own_events(app: App, client: Client) -> None:
     load(app, [*RELEASES, *FPS])
     api = await call(client, **WINDOW, metric="api_latency", group_by="none")
     assert [stats(g) for g in api["groups"]] == [("all", 1, 240.5, 240.5, 240.5, 240.5, 240.5, 240.5, 0.0417)]
@@ -233,7 +213,7 @@ async def test_other_metrics_read_their_own_events(app: App, client: Session) ->
     assert empty["summary"] == "No memory samples (value of performance events named memory) in range."
 
 
-async def test_groups_are_cut_at_limit(app: App, client: Session) -> None:
+async def test_groups_are_cut_at_limit(app: App, client: Client) -> None:
     load(app, RELEASES)
     out = await call(client, **WINDOW, limit=2)
     assert [g["key"] for g in out["groups"]] == ["LoaderSpinner", "Tooltip"]
@@ -241,7 +221,7 @@ async def test_groups_are_cut_at_limit(app: App, client: Session) -> None:
     assert out["truncated"] is True
 
 
-async def test_bad_compare_arguments_say_what_is_accepted(app: App, client: Session) -> None:
+async def test_bad_compare_arguments_say_what_is_accepted(app: App, client: Client) -> None:
     load(app, RELEASES)
     message = await error_of(client, **WINDOW, compare={"baseline_version": "2.2.0"})
     assert "needs both baseline_version and candidate_version" in message
@@ -269,7 +249,7 @@ async def test_bad_compare_arguments_say_what_is_accepted(app: App, client: Sess
     assert "must differ" in message
 
 
-async def test_unknown_component_and_metric_suggest_the_closest_known_name(app: App, client: Session) -> None:
+async def test_unknown_component_and_metric_suggest_the_closest_known_name(app: App, client: Client) -> None:
     load(app, RELEASES)
     message = await error_of(client, **WINDOW, component="LoaderSpiner")
     assert 'unknown component "LoaderSpiner" — did you mean "LoaderSpinner"' in message
@@ -278,7 +258,7 @@ async def test_unknown_component_and_metric_suggest_the_closest_known_name(app: 
 
 
 async def test_hostile_arguments_are_refused_or_harmless_and_the_server_keeps_answering(
-    app: App, client: Session
+    app: App, client: Client
 ) -> None:
     load(app, RELEASES)
     harmless = await call(
@@ -304,7 +284,7 @@ async def test_hostile_arguments_are_refused_or_harmless_and_the_server_keeps_an
 
 
 @pytest.mark.skipif(not SAMPLE.exists(), reason="fixtures/sample.jsonl not generated")
-async def test_sample_data_shows_the_loader_spinner_regression_in_2_3_0(app: App, client: Session) -> None:
+async def test_sample_data_shows_the_loader_spinner_regression_in_2_3_0(app: App, client: Client) -> None:
     lines = SAMPLE.read_text(encoding="utf-8").splitlines()
     events = [json.loads(line) for line in lines if line.strip()]
     for start in range(0, len(events), 10_000):

@@ -4,31 +4,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import duckdb
-import pytest
 from mcp import Client
-from mcp.types import CallToolResult
 
 import telemetry_mcp
 from helpers import load
 from telemetry_mcp.analytics import realtime
-from telemetry_mcp.server.app import App, build_server
-
-
-class Session:
-    """One server, each call on a fresh in-process client (conftest's `client` fixture tears down in
-    another task than it was set up in under pytest-asyncio, which anyio refuses)."""
-
-    def __init__(self, app: App) -> None:
-        self.server = build_server(app)
-
-    async def call_tool(self, name: str, args: dict[str, Any]) -> CallToolResult:
-        async with Client(self.server) as c:
-            return await c.call_tool(name, args)
-
-
-@pytest.fixture
-def client(app: App) -> Session:
-    return Session(app)
+from telemetry_mcp.server.app import App
 
 
 def iso(dt: datetime) -> str:
@@ -55,20 +36,20 @@ def recent_events(now: datetime) -> list[dict[str, Any]]:
     ]
 
 
-async def call(client: Session, **args: Any) -> dict[str, Any]:
+async def call(client: Client, **args: Any) -> dict[str, Any]:
     result = await client.call_tool("get_realtime_stats", args)
     assert not result.is_error, result.content[0].text
     assert result.structured_content is not None
     return result.structured_content
 
 
-async def error_of(client: Session, **args: Any) -> str:
+async def error_of(client: Client, **args: Any) -> str:
     result = await client.call_tool("get_realtime_stats", args)
     assert result.is_error
     return str(result.content[0].text)
 
 
-async def test_counts_recent_windows_active_users_and_sessions(app: App, client: Session) -> None:
+async def test_counts_recent_windows_active_users_and_sessions(app: App, client: Client) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
     load(app, recent_events(now))
     out = await call(client)
@@ -105,7 +86,7 @@ async def test_counts_recent_windows_active_users_and_sessions(app: App, client:
     )
 
 
-async def test_a_wider_window_changes_rate_error_rate_and_top_types_only(app: App, client: Session) -> None:
+async def test_a_wider_window_changes_rate_error_rate_and_top_types_only(app: App, client: Client) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
     load(app, recent_events(now))
     out = await call(client, window="1h", limit=2)
@@ -121,7 +102,7 @@ async def test_a_wider_window_changes_rate_error_rate_and_top_types_only(app: Ap
 
 
 async def test_ingest_counters_report_rejections_duplicates_and_drops_since_start(
-    app: App, client: Session
+    app: App, client: Client
 ) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
     load(app, recent_events(now))
@@ -140,7 +121,7 @@ async def test_ingest_counters_report_rejections_duplicates_and_drops_since_star
     assert out["storage"]["total_events"] == 9
 
 
-async def test_health_reports_versions_and_uptime(client: Session) -> None:
+async def test_health_reports_versions_and_uptime(client: Client) -> None:
     out = await call(client)
     health = out["health"]
     assert (health["status"], health["version"], health["duckdb_version"]) == (
@@ -149,7 +130,7 @@ async def test_health_reports_versions_and_uptime(client: Session) -> None:
     assert health["uptime_seconds"] >= 0
 
 
-async def test_an_empty_store_answers_with_zeros(client: Session) -> None:
+async def test_an_empty_store_answers_with_zeros(client: Client) -> None:
     out = await call(client)
     assert (out["active_users"], out["active_sessions"], out["events_last_15m"], out["error_rate"]) == (
         0,
@@ -163,7 +144,7 @@ async def test_an_empty_store_answers_with_zeros(client: Session) -> None:
     assert "Store: empty." in out["summary"]
 
 
-async def test_total_events_counts_every_stored_event_not_only_recent_ones(app: App, client: Session) -> None:
+async def test_total_events_counts_every_stored_event_not_only_recent_ones(app: App, client: Client) -> None:
     load(app, [{"event_id": f"old{i}", "timestamp": f"2020-01-0{i + 1}T00:00:00Z", "event_type": "page_view"}
                for i in range(3)])  # fmt: skip
     out = await call(client)
@@ -190,7 +171,7 @@ def test_an_event_stamped_slightly_ahead_still_counts_as_recent(app: App) -> Non
     assert (out.events_last_1m, out.active_users, out.now) == (1, 1, "2026-10-01T12:00:00Z")
 
 
-async def test_bad_windows_and_limits_are_refused_and_the_server_keeps_answering(client: Session) -> None:
+async def test_bad_windows_and_limits_are_refused_and_the_server_keeps_answering(client: Client) -> None:
     assert "not a duration" in await error_of(client, window="5 minutes")
     assert "between 1s and 7d" in await error_of(client, window="30d")
     assert "between 1s and 7d" in await error_of(client, window="0m")

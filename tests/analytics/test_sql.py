@@ -5,31 +5,13 @@ from typing import Any
 
 import pytest
 from mcp import Client
-from mcp.types import CallToolResult
 
-from helpers import load
+from helpers import Session, load
 from telemetry_mcp.analytics.sql import json_safe
 from telemetry_mcp.config import load_settings
-from telemetry_mcp.server.app import App, build_server, open_app
+from telemetry_mcp.server.app import App, open_app
 
 TEST_SALT = "00112233445566778899aabbccddeeff"
-
-
-class Session:
-    """One server, each call on a fresh in-process client (conftest's `client` fixture tears down in
-    another task than it was set up in under pytest-asyncio, which anyio refuses)."""
-
-    def __init__(self, app: App) -> None:
-        self.server = build_server(app)
-
-    async def call_tool(self, name: str, args: dict[str, Any]) -> CallToolResult:
-        async with Client(self.server) as c:
-            return await c.call_tool(name, args)
-
-
-@pytest.fixture
-def client(app: App) -> Session:
-    return Session(app)
 
 
 @pytest.fixture
@@ -45,14 +27,14 @@ def tight_app() -> Iterator[App]:
     application.store.close()
 
 
-async def call(client: Session, sql: str, **args: Any) -> dict[str, Any]:
+async def call(client: Client, sql: str, **args: Any) -> dict[str, Any]:
     result = await client.call_tool("run_sql", {"sql": sql, **args})
     assert not result.is_error, result.content[0].text
     assert result.structured_content is not None
     return result.structured_content
 
 
-async def error_of(client: Session, sql: str, **args: Any) -> str:
+async def error_of(client: Client, sql: str, **args: Any) -> str:
     result = await client.call_tool("run_sql", {"sql": sql, **args})
     assert result.is_error, result.structured_content
     return str(result.content[0].text)
@@ -67,7 +49,7 @@ EVENTS = [
 ]  # fmt: skip
 
 
-async def test_a_select_returns_columns_and_json_safe_rows(app: App, client: Session) -> None:
+async def test_a_select_returns_columns_and_json_safe_rows(app: App, client: Client) -> None:
     load(app, EVENTS)
     out = await call(
         client,
@@ -89,7 +71,7 @@ async def test_a_select_returns_columns_and_json_safe_rows(app: App, client: Ses
     assert out["summary"].startswith('3 rows × 8 columns. event_id="q1", ts="2026-10-01T10:00:00Z"')
 
 
-async def test_with_queries_and_describe_are_allowed(app: App, client: Session) -> None:
+async def test_with_queries_and_describe_are_allowed(app: App, client: Client) -> None:
     load(app, EVENTS)
     out = await call(
         client,
@@ -105,13 +87,13 @@ async def test_with_queries_and_describe_are_allowed(app: App, client: Session) 
     assert out["rows"] == [[3]]
 
 
-async def test_user_ids_are_the_stored_hashes_not_the_raw_ids(app: App, client: Session) -> None:
+async def test_user_ids_are_the_stored_hashes_not_the_raw_ids(app: App, client: Client) -> None:
     load(app, EVENTS)
     out = await call(client, "SELECT DISTINCT user_id FROM events WHERE user_id IS NOT NULL ORDER BY 1")
     assert all(len(r[0]) == 16 and r[0] not in ("u1", "u2") for r in out["rows"])
 
 
-async def test_limit_fetches_one_more_row_to_know_about_truncation(app: App, client: Session) -> None:
+async def test_limit_fetches_one_more_row_to_know_about_truncation(app: App, client: Client) -> None:
     load(app, EVENTS)
     out = await call(client, "SELECT event_id FROM events ORDER BY event_id", limit=3)
     assert (out["rows"], out["truncated"]) == ([["q1"], ["q2"], ["q3"]], False)
@@ -179,7 +161,7 @@ REFUSED = [
 
 
 async def test_writes_files_system_tables_and_several_statements_are_refused(
-    app: App, client: Session
+    app: App, client: Client
 ) -> None:
     load(app, EVENTS)
     missed = {}
@@ -193,7 +175,7 @@ async def test_writes_files_system_tables_and_several_statements_are_refused(
 
 
 async def test_a_cte_name_used_outside_its_scope_reaches_no_python_object_nor_table(
-    app: App, client: Session
+    app: App, client: Client
 ) -> None:
     load(app, EVENTS)
     # `app` exists as a Python variable here; DuckDB's replacement scans are off, so this is only a
@@ -202,7 +184,7 @@ async def test_a_cte_name_used_outside_its_scope_reaches_no_python_object_nor_ta
     assert msg.startswith("Error executing tool run_sql: query failed: Catalog Error")
 
 
-async def test_errors_from_duckdb_are_reported_with_their_reason(app: App, client: Session) -> None:
+async def test_errors_from_duckdb_are_reported_with_their_reason(app: App, client: Client) -> None:
     load(app, EVENTS)
     msg = await error_of(client, "SELECT no_such_column FROM events")
     assert "query failed: Binder Error" in msg and "no_such_column" in msg
