@@ -1,11 +1,22 @@
 """Helpers for tests (importable as `helpers`)."""
 
+from pathlib import Path
 from typing import Any
 
 from mcp import Client
-from mcp.types import CallToolResult
+from mcp.types import CallToolResult, TextContent
 
 from telemetry_mcp.server.app import App, build_server
+from telemetry_mcp.store.importer import import_file
+
+# The committed fixture sample (fixtures/README.md lists its planted stories).
+SAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "sample.jsonl"
+
+
+def load_sample(app: App) -> None:
+    """Import the fixture sample through the normal path; every record must be accepted."""
+    report = import_file(app.ingestor, SAMPLE)
+    assert report.rejected == 0, report.errors[:3]
 
 
 def load(app: App, events: list[dict[str, Any]]) -> None:
@@ -24,3 +35,10 @@ class Session:
     async def call_tool(self, name: str, args: dict[str, Any]) -> CallToolResult:
         async with Client(self.server) as c:
             return await c.call_tool(name, args)
+
+
+def text_of(result: CallToolResult) -> str:
+    """The text of a result's first content block (an error message, say)."""
+    first = result.content[0]
+    assert isinstance(first, TextContent)
+    return first.text

@@ -1,17 +1,12 @@
 """analyze_feature_adoption through the MCP server: rates, series, trends over complete periods, flags."""
 
-import json
-from pathlib import Path
 from typing import Any
 
-import pytest
 from mcp import Client
 
-from helpers import load
+from helpers import load, load_sample
 from telemetry_mcp.analytics.adoption import normalized_slope
 from telemetry_mcp.server.app import App
-
-SAMPLE = Path(__file__).resolve().parents[2] / "fixtures" / "sample.jsonl"
 
 
 async def call(client: Client, **args: Any) -> dict[str, Any]:
@@ -241,14 +236,10 @@ async def test_unknown_features_and_hostile_arguments_are_refused(app: App, clie
     assert out["active_users"] == 20
 
 
-@pytest.mark.skipif(not SAMPLE.exists(), reason="fixtures/sample.jsonl not generated")
 async def test_sample_data_shows_command_palette_climbing_and_legacy_carousel_fading(
     app: App, client: Client
 ) -> None:
-    events = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines() if line.strip()]
-    for start in range(0, len(events), 10_000):
-        report = app.ingestor.ingest(events[start : start + 10_000])
-        assert report.rejected == 0, report.errors[:3]
+    load_sample(app)
     # The eight weeks before the sample ends: the palette climbs, the legacy carousel fades but is still
     # used by too many users over the whole range to be a deprecation candidate.
     out = await call(

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from helpers import load
+from helpers import load, load_sample
 from telemetry_mcp.analytics.behavior import BehaviorQuery
 from telemetry_mcp.analytics.journeys import JourneysResult, run
 from telemetry_mcp.config import load_settings
 from telemetry_mcp.errors import InvalidArgument
 from telemetry_mcp.server.app import App, open_app
-from telemetry_mcp.store.importer import import_file
 
 DAY = {"since": "2026-10-05", "until": "2026-10-06"}
 
@@ -227,17 +225,11 @@ def test_an_empty_range_says_no_sessions(app: App) -> None:
     assert result.summary == 'No sessions that start at "page_view" in the range.'
 
 
-SAMPLE = Path(__file__).resolve().parents[2] / "fixtures" / "sample.jsonl"
-
-
 @pytest.fixture(scope="module")
 def sample_app() -> Iterator[App]:
     """The fixture data set, loaded once for this module's read-only checks."""
-    if not SAMPLE.exists():
-        pytest.skip("fixtures/sample.jsonl not generated")
     application = open_app(load_settings({"db": ":memory:", "threads": 2, "salt": "00" * 16}, env={}))
-    report = import_file(application.ingestor, SAMPLE)
-    assert report.rejected == 0, report.errors[:3]
+    load_sample(application)
     yield application
     application.store.close()
 

@@ -1,23 +1,11 @@
 """collect_metrics through the MCP server: buckets, distinct counts, statistics, components, guard rails."""
 
-import json
-from pathlib import Path
 from typing import Any
 
-import pytest
 from mcp import Client
-from mcp.types import CallToolResult, TextContent
 
-from helpers import load
+from helpers import load, load_sample, text_of
 from telemetry_mcp.server.app import App
-
-SAMPLE = Path(__file__).resolve().parents[2] / "fixtures" / "sample.jsonl"
-
-
-def text_of(result: CallToolResult) -> str:
-    first = result.content[0]
-    assert isinstance(first, TextContent)
-    return first.text
 
 
 def ev(event_id: str, ts: str, event_type: str, **fields: Any) -> dict[str, Any]:
@@ -353,13 +341,8 @@ async def test_hostile_arguments_are_refused_or_harmless_and_the_server_keeps_an
     assert after["totals"]["count"] == 10
 
 
-@pytest.mark.skipif(not SAMPLE.exists(), reason="fixtures/sample.jsonl not generated")
 async def test_sample_data_shows_its_error_spike_day(app: App, client: Client) -> None:
-    lines = SAMPLE.read_text(encoding="utf-8").splitlines()
-    events = [json.loads(line) for line in lines if line.strip()]
-    for start in range(0, len(events), 10_000):
-        report = app.ingestor.ingest(events[start : start + 10_000])
-        assert report.rejected == 0, report.errors[:3]
+    load_sample(app)
     out = await call(client, since="2026-09-01", until="2026-11-01", interval="day", limit=100)
     assert len(out["series"]) == 61
     worst = max(out["series"], key=lambda r: r["error_count"])

@@ -1,24 +1,13 @@
 """analyze_performance through the MCP server: percentiles, regressions, fps direction, guard rails."""
 
-import json
-from pathlib import Path
 from typing import Any
 
-import pytest
 from mcp import Client
-from mcp.types import CallToolResult, TextContent
 
-from helpers import load
+from helpers import load, load_sample, text_of
 from telemetry_mcp.server.app import App
 
-SAMPLE = Path(__file__).resolve().parents[2] / "fixtures" / "sample.jsonl"
 WINDOW = {"since": "2026-10-01", "until": "2026-10-08"}
-
-
-def text_of(result: CallToolResult) -> str:
-    first = result.content[0]
-    assert isinstance(first, TextContent)
-    return first.text
 
 
 def loads(
@@ -283,13 +272,8 @@ async def test_hostile_arguments_are_refused_or_harmless_and_the_server_keeps_an
     assert after["overall"]["count"] == 17
 
 
-@pytest.mark.skipif(not SAMPLE.exists(), reason="fixtures/sample.jsonl not generated")
 async def test_sample_data_shows_the_loader_spinner_regression_in_2_3_0(app: App, client: Client) -> None:
-    lines = SAMPLE.read_text(encoding="utf-8").splitlines()
-    events = [json.loads(line) for line in lines if line.strip()]
-    for start in range(0, len(events), 10_000):
-        report = app.ingestor.ingest(events[start : start + 10_000])
-        assert report.rejected == 0, report.errors[:3]
+    load_sample(app)
     out = await call(
         client,
         since="2026-09-01",

@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import typing
-from pathlib import Path
 from typing import Any
 
-import pytest
 from mcp import Client
 from mcp.types import CallToolResult, TextContent
 
-from helpers import load
+from helpers import load, load_sample
 from telemetry_mcp.analytics.behavior import ANALYSES, BehaviorQuery
 from telemetry_mcp.server.app import App
 from telemetry_mcp.server.tools.behavior import CHECKOUT_STEPS, DEMO_CALLS, BehaviorResult, result_models
-from telemetry_mcp.store.importer import import_file
 
-SAMPLE = Path(__file__).resolve().parents[2] / "fixtures" / "sample.jsonl"
 TOOL = "analyze_user_behavior"
 DAY = {"since": "2026-03-02", "until": "2026-03-03"}
 STEPS = [{"event_type": "page_view"}, {"event_type": "user_interaction", "name": "click"}]
@@ -235,12 +231,10 @@ def test_demo_calls_cover_every_analysis() -> None:
     assert analyses.count("funnel") >= 1 and analyses.count("dropoff") >= 1
 
 
-@pytest.mark.skipif(not SAMPLE.exists(), reason="fixtures/sample.jsonl not generated")
 async def test_the_sample_checkout_funnel_loses_most_users_between_add_payment_and_submit_order(
     client: Client, app: App
 ) -> None:
-    report = import_file(app.ingestor, SAMPLE)
-    assert report.rejected == 0
+    load_sample(app)
     window = {"since": "2026-09-01", "until": "2026-11-01", "conversion_window": "1h"}
 
     funnel = structured(

@@ -44,6 +44,7 @@ from telemetry_mcp.analytics.common import (
     to_utc,
     truncate_local,
 )
+from telemetry_mcp.analytics.performance import performance_unit
 from telemetry_mcp.errors import InvalidArgument, unknown
 from telemetry_mcp.events.model import CORE_TYPES, METRIC_NAMES
 from telemetry_mcp.store import Store
@@ -459,7 +460,7 @@ def run(store: Store, q: MetricsQuery) -> MetricsResult:
     ]
     components_truncated = len(comp_rows) > q.limit
 
-    unit = "ms" if metric.performance_name is None else _unit(store, tr, metric)
+    unit = "ms" if metric.performance_name is None else performance_unit(store, tr, metric.performance_name)
     totals = Totals(values=int(head["nv"]), **_stats(head))
     peaks = Peaks(
         buckets=int(head["buckets"] or 0),
@@ -488,14 +489,3 @@ def run(store: Store, q: MetricsQuery) -> MetricsResult:
         truncated=truncated,
         summary=summarize(q, tr, metric, unit, totals, peaks, components, truncated),
     )
-
-
-def _unit(store: Store, tr: TimeRange, metric: MetricSpec) -> str | None:
-    """The unit most performance events of this name carry in range."""
-    p = Params()
-    rows = store.fetch(
-        f"SELECT mode(unit) FROM events WHERE {range_where(tr, p)} AND event_type = 'performance' "
-        f"AND name = {p.add(metric.performance_name)} AND unit IS NOT NULL",
-        p.values,
-    )
-    return str(rows[0][0]) if rows and rows[0][0] is not None else None

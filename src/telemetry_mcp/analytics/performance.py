@@ -32,6 +32,7 @@ from telemetry_mcp.analytics.common import (
     parse_range,
     pct,
     r4,
+    range_where,
     rate,
 )
 from telemetry_mcp.errors import InvalidArgument, unknown
@@ -526,7 +527,7 @@ def run(store: Store, q: PerformanceQuery) -> PerformanceResult:
             groups_compared=len(all_regressions),
             regressed_count=regressed_count,
         )
-    unit = m.unit if m.unit is not None else _unit(store, tr, m)
+    unit = m.unit if m.unit is not None or m.name is None else performance_unit(store, tr, m.name)
     truncated = groups_truncated or regressions_truncated
     return PerformanceResult(
         metric=q.metric,
@@ -558,12 +559,12 @@ def run(store: Store, q: PerformanceQuery) -> PerformanceResult:
     )
 
 
-def _unit(store: Store, tr: TimeRange, m: MetricDef) -> str | None:
-    """The unit most samples of a custom performance metric carry in range."""
+def performance_unit(store: Store, tr: TimeRange, name: str) -> str | None:
+    """The unit most performance events of this name carry in range (custom metrics declare none)."""
     p = Params()
     rows = store.fetch(
-        f"SELECT mode(unit) FROM events WHERE ts >= {p.add(tr.since)}::TIMESTAMP AND ts < "
-        f"{p.add(tr.until)}::TIMESTAMP AND {_metric_sql(m, p)} AND unit IS NOT NULL",
+        f"SELECT mode(unit) FROM events WHERE {range_where(tr, p)} AND event_type = 'performance' "
+        f"AND name = {p.add(name)} AND unit IS NOT NULL",
         p.values,
     )
     return str(rows[0][0]) if rows and rows[0][0] is not None else None
