@@ -15,4 +15,13 @@ if [ ! -x .ci/node/node_modules/.bin/mcp-inspector ] || [ ! -x .ci/node/node_mod
   npm ci --prefix .ci/node --no-audit --no-fund --loglevel=error
 fi
 
+# Headless Chromium (Debian's package) for the browser-SDK and view tests.
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "scripts/test.sh: chromium is missing; install Debian's chromium package (as root: apt-get install chromium)" >&2
+  fi
+fi
+
 exec .venv/bin/python -m pytest "$@"
