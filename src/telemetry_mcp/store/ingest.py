@@ -1,23 +1,46 @@
-"""The one ingest path: validate → privacy pipeline → one Arrow batch → one committed INSERT."""
+"""The one ingest core: validate per column → privacy per column → one Arrow batch → one commit.
+
+Used by ingest_events, `import` and the HTTP collector. Work is done on whole columns: values are
+validated as typed structs (events/columns.py), user ids are hashed once per distinct value, names
+and pages are cleaned once per distinct value, and properties go through the exact scrubber only
+when a cheap test on their JSON text says they might hold a secret, an address or an id. The
+per-event path (store/reference.py) is kept as the reference the differential test compares with.
+"""
 
 from __future__ import annotations
 
 import gc
 import json
+import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
+from itertools import compress
 from typing import Any
 
+import duckdb
+import msgspec
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from telemetry_mcp.config import Settings
 from telemetry_mcp.errors import InvalidArgument
-from telemetry_mcp.events.fastpath import validate_row
-from telemetry_mcp.events.model import DEFAULT_SEVERITY, EventRejected
-from telemetry_mcp.events.privacy import PrivacyPipeline, PrivacySettings, is_sampled_in, sampling_key
+from telemetry_mcp.events.columns import validate_batch
+from telemetry_mcp.events.model import DEFAULT_SEVERITY
+from telemetry_mcp.events.privacy import (
+    PrivacyPipeline,
+    PrivacySettings,
+    anonymize_url,
+    hash_user_id,
+    is_sampled_in,
+    sampling_key,
+    scrub_text,
+)
 from telemetry_mcp.store.db import Store
+from telemetry_mcp.store.migrations import CATALOG_KINDS
 
 MAX_ERRORS = 100
 
@@ -50,10 +73,13 @@ SCHEMA = pa.schema(
     ]
 )
 _COLUMNS = [f.name for f in SCHEMA]
-_ROW_SCHEMA = pa.schema([f for f in SCHEMA if f.name not in ("seq", "received_at")])
+ROW_SCHEMA = pa.schema([f for f in SCHEMA if f.name not in ("seq", "received_at")])
 _SELECT = {"received_at": "$1::TIMESTAMP AS received_at", "properties": "properties::JSON"}
-_COPIED = ("name", "component", "session_id", "duration_ms", "value", "unit", "service", "service_version",
-           "platform", "os", "framework", "page")  # fmt: skip
+_INSERT = (
+    f"INSERT INTO events ({', '.join(_COLUMNS)}, id_hash) SELECT "
+    + ", ".join(_SELECT.get(c, c) for c in _COLUMNS)
+    + ", id_hash FROM batch"
+)
 
 
 @dataclass
@@ -96,13 +122,47 @@ def privacy_settings(settings: Settings) -> PrivacySettings:
     )
 
 
+# A conservative test on a properties object's JSON text: when it does not match, no step of the
+# privacy pipeline can change the object (tests/store/test_columnar_core.py checks this property).
+# e-mail "@"; URL "://" or a string starting with "/"; JWT "eyJ"; dotted quad; 13+ digits with
+# separators (card); "h:h:" or "::" (IPv6); bearer. Secret key names are tested on the squashed text.
+_PROPS_MAYBE = re.compile(
+    r'@|://|"/|eyJ|[0-9]\.[0-9]+\.[0-9]+\.[0-9]|[0-9][0-9 -]{11,}[0-9]|[0-9A-Fa-f]:[0-9A-Fa-f]*:|::|(?i:bearer)'
+)
+_NOT_ALNUM = re.compile(r"[\W_]+")
+_SECRET_WORDS = ("pass", "secret", "token", "apikey", "authorization", "cookie", "email", "creditcard")
+_PROPS_CACHE = 65_536
+
+
+@dataclass
+class Prepared:
+    """One batch after validation and the privacy pipeline: the rows to store, as an Arrow table."""
+
+    report: IngestReport
+    table: pa.Table | None
+    received_at: datetime
+    received: int
+
+
 class Ingestor:
-    """Turns raw event dicts into stored rows for one store. Thread-safe (writes are serialised)."""
+    """Turns raw events into stored rows for one store. Thread-safe (writes are serialised)."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self.settings = store.settings
         self.privacy = PrivacyPipeline(privacy_settings(store.settings), store.salt)
+        s = self.privacy.settings
+        self._hash = lru_cache(maxsize=262_144)(lambda u: hash_user_id(u, store.salt))
+        self._name = lru_cache(maxsize=65_536)(scrub_text)
+        self._page = lru_cache(maxsize=65_536)(self._clean_page)
+        self._props: dict[str, tuple[str, tuple[str, ...]]] = {}
+        # Excluded paths outside properties (e.g. "page") are applied by the per-event reference.
+        self._row_exclusions = s.exclude_fields and any(
+            not p.startswith("properties.") for p in s.excluded_paths if p
+        )
+        self._excluded_keys = tuple(
+            f'"{p.rsplit(".", 1)[-1]}"' for p in s.excluded_paths if p.startswith("properties.")
+        )
 
     def ingest(
         self,
@@ -117,34 +177,264 @@ class Ingestor:
 
         The accepted rows are committed in one statement before this returns.
         """
+        self._check_size(len(events))
+        prepared = self.prepare(
+            events, service=service, service_version=service_version, do_not_track=do_not_track, now=now
+        )
+        return self.commit(prepared)
+
+    def ingest_json(
+        self,
+        body: bytes,
+        *,
+        service: str | None = None,
+        service_version: str | None = None,
+        do_not_track: bool = False,
+        now: datetime | None = None,
+    ) -> IngestReport:
+        """Like `ingest`, from the JSON text of an array of events (each decoded straight to a struct).
+
+        Raises InvalidArgument when the body is not a JSON array.
+        """
+        try:
+            items = msgspec.json.decode(body, type=list[msgspec.Raw])
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            raise InvalidArgument(f"body: expected a JSON array of events ({str(exc)[:200]})") from None
+        return self.ingest(
+            items, service=service, service_version=service_version, do_not_track=do_not_track, now=now
+        )
+
+    def _check_size(self, n: int) -> None:
         limit = self.settings.max_batch_events
-        if len(events) > limit:
+        if n > limit:
             raise InvalidArgument(
-                f"batch of {len(events):,} events exceeds the limit of {limit:,} per call; "
+                f"batch of {n:,} events exceeds the limit of {limit:,} per call; "
                 "split it into several calls (or use `telemetry-mcp import FILE` for bulk loads)"
             )
+
+    def prepare(
+        self,
+        events: Sequence[Any],
+        *,
+        service: str | None = None,
+        service_version: str | None = None,
+        do_not_track: bool = False,
+        now: datetime | None = None,
+        default_ids: Callable[[int], str] | None = None,
+    ) -> Prepared:
+        """Validation and the privacy pipeline, no I/O (safe to run in another thread than commit).
+
+        `default_ids(index)` gives the event id of a record without one (import: from the file and the
+        record's position, so a re-run never stores it twice); otherwise a random UUID.
+        """
+        received_at = (now or datetime.now(UTC)).replace(tzinfo=None)
         report = IngestReport()
         if do_not_track and self.settings.honor_dnt:
             report.dropped_dnt = len(events)
-            self.store.counters.add(received=len(events), dropped_dnt=len(events))
-            return report
-        received_at = (now or datetime.now(UTC)).replace(tzinfo=None)
-        rows: list[dict[str, Any]] = []
-        seen: set[str] = set()
+            return Prepared(report, None, received_at, len(events))
+        if self._row_exclusions:
+            from telemetry_mcp.store.reference import reference_rows
+
+            table = reference_rows(self, events, report, received_at, service, service_version, default_ids)
+            return Prepared(report, table, received_at, len(events))
         # The cyclic GC is the largest single cost of big payloads (PERF_NOTES): pause it per batch.
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:
-            for index, raw in enumerate(events):
-                self._one(index, raw, report, rows, seen, received_at, service, service_version)
+            table = self._columns(events, report, received_at, service, service_version, default_ids)
         finally:
             if gc_was_enabled:
                 gc.enable()
-        inserted = self._write(rows, received_at) if rows else 0
-        report.duplicates += len(rows) - inserted
+        return Prepared(report, table, received_at, len(events))
+
+    def _columns(
+        self,
+        events: Sequence[Any],
+        report: IngestReport,
+        received_at: datetime,
+        service: str | None,
+        service_version: str | None,
+        default_ids: Callable[[int], str] | None,
+    ) -> pa.Table | None:
+        v = validate_batch(events, received_at)
+        for index, reason in v.rejects:
+            report.reject(index, reason)
+        recs = v.records
+        keep = [True] * len(recs)
+        if self.settings.honor_dnt:
+            for k, r in enumerate(recs):
+                if r.do_not_track:
+                    keep[k] = False
+                    report.dropped_dnt += 1
+        ids: list[str | None] = [r.event_id for r in recs]
+        for k, event_id in enumerate(ids):
+            if event_id is None and keep[k]:
+                ids[k] = default_ids(v.index[k]) if default_ids is not None else str(uuid.uuid4())
+        rate = self.settings.sample_rate
+        if rate < 1.0:
+            for k, r in enumerate(recs):
+                if keep[k] and not _sampled_in(sampling_key(r.user_id, r.session_id, ids[k]), rate):
+                    keep[k] = False
+                    report.sampled_out += 1
+        seen: set[str | None] = set()
+        for k, event_id in enumerate(ids):
+            if keep[k]:
+                if event_id in seen:
+                    keep[k] = False
+                    report.duplicates += 1
+                else:
+                    seen.add(event_id)
+        if not any(keep):
+            return None
+        if not all(keep):
+            recs = list(compress(recs, keep))
+            ids = list(compress(ids, keep))
+            ts = list(compress(v.ts, keep))
+            props_json = list(compress(v.props_json, keep))
+        else:
+            ts, props_json = v.ts, v.props_json
+        return self._private_table(recs, ids, ts, props_json, report, received_at, service, service_version)
+
+    def _private_table(
+        self,
+        recs: list[Any],
+        ids: list[str | None],
+        ts: list[datetime | None],
+        props_json: list[str | None],
+        report: IngestReport,
+        received_at: datetime,
+        service: str | None,
+        service_version: str | None,
+    ) -> pa.Table:
+        s = self.privacy.settings
+        n = len(recs)
+        paths: list[list[str] | None] = [None] * n
+        # steps 3-5 on properties: exact scrubber only where the cheap test says it might matter
+        for k, text in enumerate(props_json):
+            if text is None:
+                continue
+            hit = self._props.get(text)
+            if hit is None:
+                hit = self._clean_props(recs[k].properties, text)
+            new_text, changed = hit
+            if changed:
+                props_json[k] = new_text
+                paths[k] = list(changed)
+        names = [r.name for r in recs]
+        if s.scrub_values:
+            for k, name in enumerate(names):
+                if name is not None:
+                    clean, kinds = self._name(name) if len(name) <= 200 else scrub_text(name)
+                    if kinds:
+                        names[k] = clean
+                        _add_path(paths, k, "name")
+        pages = [r.page for r in recs]
+        for k, page in enumerate(pages):
+            if page is not None:
+                clean_page = self._page(page)
+                if clean_page != page:
+                    pages[k] = clean_page
+                    _add_path(paths, k, "page")
+        raw_users = [r.user_id for r in recs]
+        users = [None if u is None else self._hash(u) for u in raw_users] if s.hash_user_ids else raw_users
+        for k, r in enumerate(recs):
+            if r.ip is not None:
+                _add_path(paths, k, "ip")
+        redacted: list[list[str] | None] = [None if p is None else list(dict.fromkeys(p)) for p in paths]
+        report.redactions += sum(len(p) for p in redacted if p is not None)
+        sessions = [r.session_id for r in recs]
+        types = [r.event_type for r in recs]
+        actors = [
+            u if u is not None else f"s:{sid}" if sid is not None else f"e:{eid}"
+            for u, sid, eid in zip(users, sessions, ids, strict=True)
+        ]
+        severities = [
+            r.severity if r.severity is not None else DEFAULT_SEVERITY.get(t, "info")
+            for r, t in zip(recs, types, strict=True)
+        ]
+        services = [r.service for r in recs]
+        if service is not None:
+            services = [service if x is None else x for x in services]
+        versions = [r.service_version for r in recs]
+        if service_version is not None:
+            versions = [service_version if x is None else x for x in versions]
+        columns: dict[str, list[Any]] = {
+            "event_id": ids,
+            "ts": [received_at if t is None else t for t in ts],
+            "event_type": types,
+            "name": names,
+            "component": [r.component for r in recs],
+            "user_id": users,
+            "session_id": sessions,
+            "actor": actors,
+            "severity": severities,
+            "duration_ms": [r.duration_ms for r in recs],
+            "value": [r.value for r in recs],
+            "unit": [r.unit for r in recs],
+            "service": services,
+            "service_version": versions,
+            "platform": [r.platform for r in recs],
+            "os": [r.os for r in recs],
+            "framework": [r.framework for r in recs],
+            "page": pages,
+            "properties": props_json,
+            "redacted_paths": redacted,
+            # Derived sessions (no session_id) are filled in by Store.refresh_sessions.
+            "session_key": [None if sid is None else "x:" + sid for sid in sessions],
+        }
+        return pa.Table.from_pydict(columns, schema=ROW_SCHEMA)
+
+    def _clean_props(self, props: dict[str, Any], text: str) -> tuple[str, tuple[str, ...]]:
+        if self._might_change(text):
+            changed = self.privacy.apply({"properties": props})
+            new_text = (
+                json.dumps(props, ensure_ascii=False, separators=(",", ":"))
+                if any(p.startswith("properties") for p in changed)
+                else text
+            )
+            hit = (new_text, tuple(changed))
+        else:
+            hit = (text, ())
+        if len(text) <= 512:
+            if len(self._props) >= _PROPS_CACHE:
+                self._props.clear()
+            self._props[text] = hit
+        return hit
+
+    def _might_change(self, text: str) -> bool:
+        """Could any privacy step change properties with this JSON text? False only when none can."""
+        if _PROPS_MAYBE.search(text):
+            return True
+        lowered = text.lower()
+        if "ssn" in lowered or any(key in text for key in self._excluded_keys):
+            return True
+        squashed = _NOT_ALNUM.sub("", lowered)
+        return any(word in squashed for word in _SECRET_WORDS)
+
+    def _clean_page(self, page: str) -> str:
+        s = self.privacy.settings
+        if s.anonymize_urls:
+            page = anonymize_url(page)
+        if s.scrub_values:
+            page, _ = scrub_text(page)
+        return page
+
+    def commit(
+        self, prepared: Prepared, after: Callable[[duckdb.DuckDBPyConnection], None] | None = None
+    ) -> IngestReport:
+        """Store the prepared rows whose event_id is not stored yet, in one transaction.
+
+        `after(cursor)` runs inside that transaction (import records its progress there).
+        """
+        report = prepared.report
+        inserted = 0
+        if prepared.table is not None or after is not None:
+            inserted = self._write(prepared, after)
+        if prepared.table is not None:
+            report.duplicates += prepared.table.num_rows - inserted
         report.accepted = inserted
         self.store.counters.add(
-            received=len(events),
+            received=prepared.received,
             accepted=report.accepted,
             rejected=report.rejected,
             duplicates=report.duplicates,
@@ -153,106 +443,92 @@ class Ingestor:
         )
         return report
 
-    def _one(
-        self,
-        index: int,
-        raw: Any,
-        report: IngestReport,
-        rows: list[dict[str, Any]],
-        seen: set[str],
-        received_at: datetime,
-        service: str | None,
-        service_version: str | None,
-    ) -> None:
-        try:
-            row, props_json = validate_row(raw, received_at)
-        except EventRejected as exc:
-            report.reject(index, str(exc))
-            return
-        if row["do_not_track"] and self.settings.honor_dnt:
-            report.dropped_dnt += 1
-            return
-        event_id = row["event_id"] or str(uuid.uuid4())  # before sampling: anonymous events are sampled too
-        rate = self.settings.sample_rate
-        if rate < 1.0 and not is_sampled_in(sampling_key(row["user_id"], row["session_id"], event_id), rate):
-            report.sampled_out += 1
-            return
-        if event_id in seen:
-            report.duplicates += 1
-            return
-        seen.add(event_id)
-        row["event_id"] = event_id
-        if row["service"] is None:
-            row["service"] = service
-        if row["service_version"] is None:
-            row["service_version"] = service_version
-        paths = self.privacy.apply(row)
-        report.redactions += len(paths)
-        user_id = row["user_id"]
-        session_id = row["session_id"]
-        props = row["properties"]
-        if props is not None and any(p.startswith("properties") for p in paths):
-            props_json = json.dumps(props, ensure_ascii=False, separators=(",", ":"))
-        event_type = row["event_type"]
-        row["ts"] = row["timestamp"] or received_at
-        row["actor"] = (
-            user_id
-            if user_id is not None
-            else f"s:{session_id}"
-            if session_id is not None
-            else f"e:{event_id}"
-        )
-        if row["severity"] is None:
-            row["severity"] = DEFAULT_SEVERITY.get(event_type, "info")
-        row["properties"] = None if props is None else props_json
-        row["redacted_paths"] = paths or None
-        # Derived sessions (no session_id) are filled in by Store.refresh_sessions.
-        row["session_key"] = None if session_id is None else "x:" + session_id
-        rows.append(row)
-
-    def _write(self, rows: list[dict[str, Any]], received_at: datetime) -> int:
-        """Insert the rows whose event_id is not stored yet; return how many were inserted."""
+    def _write(self, prepared: Prepared, after: Callable[[duckdb.DuckDBPyConnection], None] | None) -> int:
+        table = prepared.table
         with self.store.write_lock:
+            id_set = self.store.id_hashes()
             cur = self.store.cursor()
+            new_values: dict[str, set[str]] = {}
+            hashes = np.empty(0, np.uint64)
             try:
-                stored = self._stored_ids(cur, [r["event_id"] for r in rows])
-                if stored:
-                    rows = [r for r in rows if r["event_id"] not in stored]
-                if not rows:
-                    return 0
-                n = len(rows)
-                # Row dicts → columns in C (pyarrow); seq and received_at are added as whole columns.
-                table = pa.Table.from_pylist(rows, schema=_ROW_SCHEMA)
-                start = self.store.take_seq(n)
-                table = table.append_column("seq", pa.array(range(start, start + n), pa.int64()))
-                cur.register("batch", table)
+                cur.execute("BEGIN TRANSACTION")
                 try:
-                    cur.execute(
-                        f"INSERT INTO events ({', '.join(_COLUMNS)}, id_hash) SELECT "
-                        + ", ".join(_SELECT.get(c, c) for c in _COLUMNS)
-                        + ", hash(event_id) FROM batch",
-                        [received_at],
-                    )
-                finally:
-                    cur.unregister("batch")
+                    if table is not None:
+                        table, hashes = self._new_rows(cur, table, id_set)
+                    if table is not None and table.num_rows:
+                        n = table.num_rows
+                        start = self.store.take_seq(n)
+                        table = table.append_column("seq", pa.array(range(start, start + n), pa.int64()))
+                        table = table.append_column("id_hash", pa.array(hashes, pa.uint64()))
+                        cur.register("batch", table)
+                        try:
+                            cur.execute(_INSERT, [prepared.received_at])
+                        finally:
+                            cur.unregister("batch")
+                        new_values = self.store.add_to_catalog(cur, _catalog_of(table))
+                    if after is not None:
+                        after(cur)
+                    cur.execute("COMMIT")
+                except BaseException:
+                    cur.execute("ROLLBACK")
+                    raise
             finally:
                 cur.close()
-        return n
+            if table is None or not table.num_rows:
+                return 0
+            id_set.add(hashes)
+            self.store.catalog_committed(new_values)
+            return int(table.num_rows)
 
     @staticmethod
-    def _stored_ids(cur: Any, ids: list[str]) -> set[str]:
-        """The ids among `ids` already stored: a probe of the 64-bit hash column, then an exact check."""
-        cur.register("incoming", pa.table({"event_id": pa.array(ids, pa.string())}))
+    def _new_rows(cur: Any, table: pa.Table, id_set: Any) -> tuple[pa.Table | None, Any]:
+        """Drop rows whose event_id is stored: the in-memory hash set, then an exact check of its hits."""
+        cur.register("incoming", table.select(["event_id"]))
         try:
-            seqs = cur.execute(
-                "SELECT seq FROM events WHERE id_hash IN (SELECT hash(event_id) FROM incoming)"
-            ).fetchall()
-            if not seqs:
-                return set()
-            found = cur.execute(
-                "SELECT event_id FROM events WHERE seq IN (SELECT unnest($1::BIGINT[]))",
-                [[s[0] for s in seqs]],
-            ).fetchall()
+            hashes = np.asarray(
+                cur.execute("SELECT hash(event_id) AS h FROM incoming").fetchnumpy()["h"], dtype=np.uint64
+            )
         finally:
             cur.unregister("incoming")
-        return {f[0] for f in found} & set(ids)
+        hits = id_set.contains(hashes)
+        if not hits.any():
+            return table, hashes
+        candidates = table.column("event_id").filter(pa.array(hits)).to_pylist()
+        found = cur.execute(
+            "SELECT event_id FROM events WHERE id_hash IN (SELECT unnest($1::UBIGINT[])) "
+            "AND event_id IN (SELECT unnest($2::VARCHAR[]))",
+            [[int(h) for h in hashes[hits]], candidates],
+        ).fetchall()
+        if not found:
+            return table, hashes
+        stored = {f[0] for f in found}
+        mask = np.array([e not in stored for e in table.column("event_id").to_pylist()], dtype=np.bool_)
+        return table.filter(pa.array(mask)), hashes[mask]
+
+
+def _add_path(paths: list[list[str] | None], k: int, path: str) -> None:
+    current = paths[k]
+    if current is None:
+        paths[k] = [path]
+    else:
+        current.append(path)
+
+
+@lru_cache(maxsize=262_144)
+def _sampled_in(key: str | None, rate: float) -> bool:
+    return is_sampled_in(key, rate)
+
+
+def _catalog_of(table: pa.Table | None) -> dict[str, set[str]]:
+    """The distinct values of the catalogued columns in a batch."""
+    if table is None or not table.num_rows:
+        return {}
+    out: dict[str, set[str]] = {}
+    for kind in CATALOG_KINDS:
+        if kind == "metric":
+            perf = table.filter(pc.equal(table.column("event_type"), "performance"))
+            values = perf.column("name").unique().to_pylist()
+        else:
+            values = table.column(kind).unique().to_pylist()
+        out[kind] = {v for v in values if v is not None}
+    return out

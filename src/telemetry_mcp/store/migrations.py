@@ -83,11 +83,32 @@ def _m004_dedupe_by_id_hash(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("ALTER TABLE events_v4 RENAME TO events")
 
 
+# The columns whose distinct values analyses validate their arguments against ("metric": the names
+# of performance events). Kept by ingest in the catalog table (and in memory by Store).
+CATALOG_KINDS = ("event_type", "component", "metric", "service", "service_version", "platform", "os",
+                 "framework")  # fmt: skip
+_CATALOG_SOURCES = {"metric": ("name", "event_type = 'performance' AND ")}
+
+
+def _m005_catalog(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        "CREATE TABLE catalog (kind VARCHAR NOT NULL, value VARCHAR NOT NULL, PRIMARY KEY (kind, value))"
+    )
+    for kind in CATALOG_KINDS:
+        column, where = _CATALOG_SOURCES.get(kind, (kind, ""))
+        # identifiers from the fixed tuple above, never from input
+        con.execute(
+            f"INSERT INTO catalog SELECT DISTINCT ?, {column} FROM events WHERE {where}{column} IS NOT NULL",
+            [kind],
+        )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_events", _m001_events),
     ("002_meta", _m002_meta),
     ("003_session_keys", _m003_session_keys),
     ("004_dedupe_by_id_hash", _m004_dedupe_by_id_hash),
+    ("005_catalog", _m005_catalog),
 ]
 
 
