@@ -366,7 +366,8 @@ def run(store: Store, q: AnomalyQuery) -> AnomalyResult:
         truncated=truncated,
         summary="",
     )
-    result.summary = summarize(result, len(found))
+    perf = resolve(store, q)
+    result.summary = summarize(result, len(found), perf is not None and perf.higher_is_better)
     return result
 
 
@@ -385,11 +386,12 @@ def _g(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.4g}"
 
 
-def summarize(r: AnomalyResult, total: int) -> str:
+def summarize(r: AnomalyResult, total: int, higher_is_better: bool = False) -> str:
     parts: list[str] = []
+    sign = -1.0 if higher_is_better else 1.0
     worst_release = max(
-        (x for x in r.releases if x.change_pct is not None),
-        key=lambda x: abs(x.change_pct or 0.0),
+        (x for x in r.releases if x.change_pct is not None and sign * x.change_pct > 0),
+        key=lambda x: sign * (x.change_pct or 0.0),
         default=None,
     )
     if r.anomalies:

@@ -8,7 +8,7 @@ The method is Twitter's S-H-ESD idea with statsmodels' STL doing the decompositi
 2. Seasons: hourly data has a daily season (STL, period 24, robust) and, from 15 days on, a weekly
    one (STL, period 7, robust, on the daily means, spread back over the hours); daily data has a
    weekly season (period 7). Each season needs two full cycles, else it is left out.
-3. The level is the median of the deseasonalised series, piecewise over blocks of two of the longest
+3. The level is the median (counts: the 10 %-trimmed mean) of the deseasonalised series, piecewise over blocks of two of the longest
    season's cycles when the range is long (S-H-ESD's piecewise median): unlike a fitted trend it is
    not dragged along by a level shift or a spike, so those stay in the residual.
 4. Residual z-scores use 1.4826·MAD of the residual (robust to the anomalies themselves), floored by
@@ -25,7 +25,7 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-from scipy.stats import norm, poisson
+from scipy.stats import norm, poisson, trim_mean
 from statsmodels.tsa.seasonal import STL
 
 Kind = Literal["count", "rate", "value"]
@@ -78,7 +78,12 @@ def _stl_seasonal(y: Arr, period: int) -> Arr:
     resid = np.asarray(fit.resid, dtype=np.float64)
     total = float(np.var(seasonal + resid))
     strength = 1.0 - float(np.var(resid)) / total if total > 0 else 0.0
-    return seasonal if strength >= MIN_STRENGTH else np.zeros(len(y))
+    # A per-phase mean of pure noise still varies by Var(noise)/cycles: demand well above that.
+    # The noise is read from the series itself (MAD of first differences): STL's remainder is
+    # smaller than the noise, its flexible trend takes a share of it.
+    noise = (1.4826 * float(np.median(np.abs(np.diff(y) - np.median(np.diff(y))))) / math.sqrt(2)) ** 2
+    clear = float(np.var(seasonal)) >= 4.0 * noise / max(cycles, 1)
+    return seasonal if strength >= MIN_STRENGTH and clear else np.zeros(len(y))
 
 
 def seasonal_component(y: Arr, interval: str) -> Arr:
@@ -100,14 +105,20 @@ def seasonal_component(y: Arr, interval: str) -> Arr:
     return season
 
 
-def _level(d: Arr, block: int) -> Arr:
+def _center(d: Arr, kind: Kind) -> float:
+    # Sparse counts take a handful of values: their median is 0 or 1 whatever the rate, so counts
+    # use a 10 %-trimmed mean (still blind to the top and bottom tenth, where anomalies sit).
+    return float(trim_mean(d, 0.1)) if kind == "count" else float(np.median(d))
+
+
+def _level(d: Arr, block: int, kind: Kind = "value") -> Arr:
     n = len(d)
     if block <= 0 or n < 2 * block:
-        return np.full(n, float(np.median(d)))
+        return np.full(n, _center(d, kind))
     out = np.empty(n)
     for lo in range(0, n, block):
         hi = lo + block if n - (lo + block) >= block else n
-        out[lo:hi] = np.median(d[lo:hi])
+        out[lo:hi] = _center(d[lo:hi], kind)
         if hi == n:
             break
     return out
@@ -158,7 +169,7 @@ def _scores(
         return np.where(ok, z, 0.0), exp, np.maximum(exp - thr * sd, 0.0), exp + thr * sd
     y = _forward(filled, kind)
     season = seasonal_component(y, interval)
-    level = _level(y - season, {"hour": 24 * 14, "day": 14}.get(interval, 0))
+    level = _level(y - season, {"hour": 24 * 14, "day": 14}.get(interval, 0), kind)
     base = season + level
     resid = y - base
     mad = 1.4826 * float(np.median(np.abs(resid[ok] - np.median(resid[ok]))))

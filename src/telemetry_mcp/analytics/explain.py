@@ -77,13 +77,13 @@ NULL = "(null)"
 
 
 class Side(BaseModel):
-    """One side of the comparison: a period, a service version, or a version within a period."""
+    """A period {since, until?} (ISO or relative), a service {version}, or both."""
 
     model_config = ConfigDict(extra="forbid")
 
-    since: str | None = Field(None, max_length=64, description="ISO date/datetime or relative (7d)")
-    until: str | None = Field(None, max_length=64, description="exclusive; default now")
-    version: str | None = Field(None, max_length=200, description="a service_version")
+    since: str | None = Field(None, max_length=64)
+    until: str | None = Field(None, max_length=64)
+    version: str | None = Field(None, max_length=200)
 
     @model_validator(mode="after")
     def _something(self) -> Side:

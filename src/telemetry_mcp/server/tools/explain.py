@@ -16,10 +16,9 @@ def register(mcp: MCPServer[Any], app: App) -> None:
         mcp,
         title="Explain a change",
         description=(
-            "Root cause of a metric's change between two sides, each {since, until?} or {version}: ranks "
-            "dimension values and their combinations (up to max_depth) by explanatory power (share of the "
-            "change) with Jensen-Shannon surprise and before/after values (Adtributor-style, with a ripple "
-            "search over combinations). root_cause marks the returned cause set. Metrics as detect_anomalies."
+            "Root cause of a metric's change between two sides ({since, until?} or {version}): dimension "
+            "values and combinations ranked by explanatory power (share of the change), with JS surprise "
+            "and before/after values. root_cause marks the cause set. Metrics as detect_anomalies."
         ),
     )
     def explain_change(
