@@ -173,3 +173,40 @@ def test_histogram_bins_follow_posthog(sample: App) -> None:
         (55.0, 1),
     ]
     assert len(histogram([float(i) for i in range(300_000)])) == 60
+
+
+def test_realtime_and_performance_summaries_flag_what_the_detector_flags(app: App) -> None:
+    from datetime import datetime
+
+    from helpers import load
+    from telemetry_mcp.analytics import performance, realtime
+
+    events = [
+        {"event_type": "page_view", "user_id": f"u{h}", "timestamp": f"2026-03-02T{h:02d}:10:00Z"}
+        for h in range(12)
+    ]
+    events += [
+        {
+            "event_type": "error",
+            "name": "boom",
+            "user_id": f"e{i}",
+            "timestamp": f"2026-03-02T11:{20 + i}:00Z",
+        }
+        for i in range(6)
+    ]
+    load(app, events)
+    live = realtime.run(app.store, now=datetime(2026, 3, 2, 12, 0))
+    assert "Error spike: 2026-03-02 11:00 (UTC) had 6 errors vs" in live.summary
+    q = performance.PerformanceQuery.model_validate(
+        {"metric": "load_time", "since": "2026-03-01", "until": "2026-03-03"}
+    )
+    assert "Error spike" not in performance.run(app.store, q).summary  # two days: too short a series to judge
+
+
+def test_analyze_performance_names_the_days_the_detector_flags_on_the_sample(sample: App) -> None:
+    from telemetry_mcp.analytics import performance
+
+    q = performance.PerformanceQuery.model_validate(
+        {"metric": "load_time", "since": "2026-10-01", "until": "2026-11-01", "group_by": "none"}
+    )
+    assert "Error spike: 2026-10-20 (UTC) had 10 errors vs" in performance.run(sample.store, q).summary

@@ -39,6 +39,7 @@ from telemetry_mcp.analytics.common import (
     range_where,
 )
 from telemetry_mcp.analytics.performance import METRICS, MetricDef, resolve_metric
+from telemetry_mcp.errors import InvalidArgument
 from telemetry_mcp.store import Store
 
 ERRORS_SQL = "severity IN ('error', 'critical')"
@@ -415,25 +416,46 @@ def summarize(r: AnomalyResult, total: int, higher_is_better: bool = False) -> s
     return clip(" ".join(parts))
 
 
-def note(store: Store, tr: TimeRange, interval: str, filters: list[Filter] | None = None) -> str | None:
-    """The proactive line other tools put first in their summaries: the detector's worst error finding.
+def worst(
+    store: Store,
+    tr: TimeRange,
+    interval: str,
+    filters: list[Filter] | None,
+    metric: str = "errors",
+    stat: Stat = "p95",
+) -> Anomaly | None:
+    """The detector's most severe upward finding (worsening, for a performance metric) in one series.
 
-    Looks at the error rate (and error count) over the same range; day buckets unless the caller's
-    interval is finer. None when nothing is flagged.
+    The proactive line of collect_metrics, analyze_performance and get_realtime_stats: day buckets
+    unless the caller's interval is finer; None when nothing is flagged or the series is too short.
     """
     iv: AnomalyInterval = interval if interval in ("minute", "hour", "day") else "day"  # type: ignore[assignment]
     try:
-        buckets = len(local_buckets(tr, iv))
-    except Exception:
-        return None
-    if buckets < detector.MIN_POINTS:
-        return None
-    best: Anomaly | None = None
-    for metric in ("errors", "error_rate"):
+        if len(local_buckets(tr, iv)) < detector.MIN_POINTS:
+            return None
         q = AnomalyQuery(
-            metric=metric, interval=iv, filters=filters, threshold=detector.DEFAULT_THRESHOLD, limit=1
+            metric=metric,
+            stat=stat,
+            interval=iv,
+            filters=filters,
+            threshold=detector.DEFAULT_THRESHOLD,
+            limit=1,
         )
-        for a in find(store, q, tr)[:1]:
-            if a.direction == "up" and (best is None or a.score > best.score):
-                best = a
-    return None if best is None else "Anomaly: " + anomaly_sentence(best, iv)
+        perf = resolve(store, q)
+        bad = "down" if perf is not None and perf.higher_is_better else "up"
+        return next((a for a in find(store, q, tr) if a.direction == bad), None)
+    except InvalidArgument:
+        return None
+
+
+def spike_sentence(a: Anomaly, interval: str, tz: str) -> str:
+    """'Error spike: 2026-10-20 (UTC) had 10 errors vs 1.3 expected (detector score 4.5).'"""
+    start = datetime.fromisoformat(a.bucket_start).replace(tzinfo=None)
+    fmt = {"minute": "%Y-%m-%d %H:%M", "hour": "%Y-%m-%d %H:00"}.get(interval, "%Y-%m-%d")
+    lasted = f" for {a.buckets} {interval}s" if a.buckets > 1 else ""
+    if a.metric == "errors":
+        return (
+            f"Error spike: {start.strftime(fmt)} ({tz}) had {_g(a.observed)} errors{lasted} vs {_g(a.expected)} "
+            f"expected (detector score {a.score:.1f})."
+        )
+    return "Anomaly: " + anomaly_sentence(a, interval)

@@ -31,7 +31,7 @@ from statsmodels.tsa.seasonal import STL
 Kind = Literal["count", "rate", "value"]
 Arr = npt.NDArray[np.float64]
 DEFAULT_THRESHOLD = 3.5  # the floor; long series need more (see `threshold_for`)
-MIN_POINTS = 8
+MIN_POINTS = 7  # a week of days
 
 
 @dataclass(frozen=True)
