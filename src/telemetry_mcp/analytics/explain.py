@@ -26,12 +26,17 @@ is all we know. So:
 2. Explanatory power of an element e = Σ_{ℓ∈e} Δℓ / ΣΔℓ (Adtributor's EP, on the leaf deltas).
    An element that holds ≥ 95 % of the numerator on both sides (event_type=error for errors) is the
    whole, not a part, and is never a cause.
+   For additive metrics the search only sees leaves that moved beyond noise (|Δ| ≥ 3.5 noise sd — Poisson, scaled by the data's own spread — and
+   ≥ 10 % of the leaf: RiskLoc's abnormal-leaf partition), so a general element does not win on
+   the summed noise of thousands of leaves. Ratio metrics keep every leaf: a leaf whose events are
+   all errors (name=render_error) moves the rate by its volume, not by its own ratio.
 3. Greedy search (ripple effect): take the element with the largest EP at any depth; then, while a
-   child of it with one more dimension keeps ≥ 90 % of its EP, descend to that child (the change
+   child of it with one more dimension keeps ≥ 80 % of its EP, descend to that child (the change
    is concentrated there: LoaderSpinner × 2.3.0, not LoaderSpinner nor 2.3.0). A true cause at one
-   dimension spreads over its children (ripple), so none of them keeps 90 % and it stays general.
+   dimension spreads over its children (ripple), so none of them keeps 80 % and it stays general.
    The chosen element's leaves are then removed and the search repeats for a further cause while
-   the set explains < 80 % of the change and one explains ≥ 10 % of it (at most 3): the root-cause set. Other strong elements follow
+   the set explains < 90 % of the change and one explains ≥ 5 % of it (ratio metrics, searched
+   over every leaf: 80 % and 10 %; at most 3): the root-cause set. Other strong elements follow
    in `causes` with root_cause false.
 """
 
@@ -67,9 +72,12 @@ from telemetry_mcp.store import Store
 
 DEFAULT_DIMENSIONS = ("component", "service_version", "platform", "framework", "os", "event_type", "name")
 ALLOWED_DIMENSIONS = (*DEFAULT_DIMENSIONS, "service", "page", "severity", "unit")
-SPECIALIZE = 0.9
-MIN_EP = 0.1
-EXPLAINED = 0.8  # stop adding causes once the set explains this share of the change
+SPECIALIZE = 0.8
+# Stop adding causes once the set explains EXPLAINED of the change, or the next explains < MIN_EP.
+# Additive metrics search only the leaves that moved beyond noise, so they can go further; ratio
+# metrics search every leaf and stop earlier (noise would pass for a second cause).
+MIN_EP = {False: 0.05, True: 0.1}
+EXPLAINED = {False: 0.9, True: 0.8}
 MAX_ROOT_CAUSES = 3
 MAX_LEAVES = 200_000
 QUANTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
@@ -227,16 +235,33 @@ def elements(cube: Cube, max_depth: int, delta: npt.NDArray[np.float64], total: 
 def root_causes(cube: Cube, max_depth: int) -> tuple[list[Element], list[Element]]:
     """(root-cause set, all elements by EP) — the greedy search of the module docstring."""
     delta = cube.deltas()
+    raw_total = float(delta.sum())
+    if not cube.ratio:
+        # RiskLoc's first step: only leaves that moved beyond their noise carry the search (a general
+        # element otherwise collects the noise of thousands of leaves).
+        moved = abnormal(cube)
+        if moved.any() and float(delta[moved].sum()) * raw_total > 0:
+            delta = np.where(moved, delta, 0.0)
     total = float(delta.sum())
+    chosen, every = _greedy(cube, max_depth, delta, total)
+    # Reported EP is a share of the whole change, noise included.
+    scale = total / raw_total if raw_total else 0.0
+    rescale = {e: Element(e.dims, e.values, e.ep * scale) for e in {*chosen, *every}}
+    return [rescale[e] for e in chosen], [rescale[e] for e in every]
+
+
+def _greedy(
+    cube: Cube, max_depth: int, delta: npt.NDArray[np.float64], total: float
+) -> tuple[list[Element], list[Element]]:
     every = sorted(elements(cube, max_depth, delta, total), key=lambda e: (-e.ep, len(e.dims)))
     if not total:
         return [], every
     chosen: list[Element] = []
     remaining = delta.copy()
-    while len(chosen) < MAX_ROOT_CAUSES and abs(float(remaining.sum()) / total) > 1 - EXPLAINED:
+    while len(chosen) < MAX_ROOT_CAUSES and abs(float(remaining.sum()) / total) > 1 - EXPLAINED[cube.ratio]:
         cands = elements(cube, max_depth, remaining, total) if chosen else every
         best = max(cands, key=lambda e: (e.ep, -len(e.dims)), default=None)
-        if best is None or best.ep < (MIN_EP if chosen else 1e-9):
+        if best is None or best.ep < (MIN_EP[cube.ratio] if chosen else 1e-9):
             break
         while len(best.dims) < max_depth:
             children = [
@@ -253,6 +278,22 @@ def root_causes(cube: Cube, max_depth: int) -> tuple[list[Element], list[Element
         chosen.append(best)
         remaining = np.where(_mask(cube, best), 0.0, remaining)
     return chosen, every
+
+
+def abnormal(cube: Cube, z: float = 3.0, rel: float = 0.1) -> npt.NDArray[np.bool_]:
+    """Leaves of an additive metric whose change exceeds their noise (z) and `rel` of their size.
+
+    Noise: Poisson sd times a factor read from the data (1.4826·MAD of the standardised changes,
+    at least 1), so extra noise between periods does not turn every large leaf abnormal.
+    """
+    expected = cube.k * cube.nb
+    diff = cube.nc - expected
+    sd = np.sqrt(cube.nc + cube.k * expected + 1.0)
+    std = diff / sd
+    factor = max(1.0, 1.4826 * float(np.median(np.abs(std - np.median(std))))) if len(std) else 1.0
+    return np.asarray(
+        (np.abs(diff) >= z * factor * sd) & (np.abs(diff) >= rel * np.maximum(expected, cube.nc))
+    )
 
 
 def _js(p: float, q: float) -> float:
