@@ -62,6 +62,6 @@ def register(mcp: MCPServer[Any], app: App) -> None:
 
 
 DEMO_CALLS: list[tuple[str, dict[str, Any]]] = [
-    ("detect_anomalies", {"metric": "error_rate", "interval": "day", "since": "4w"}),
+    ("detect_anomalies", {"metric": "errors", "interval": "day", "since": "5w"}),
     ("detect_anomalies", {"metric": "load_time", "group_by": "component", "interval": "day", "since": "8w"}),
 ]
