@@ -117,7 +117,7 @@ def main() -> int:
             "Drift": ((DAYS - 12) * 24, DAYS * 24),
         }
         hit = set()
-        for a in found:
+        for a in sorted(found, key=lambda a: a.bucket_start):
             h = int((datetime.fromisoformat(a.bucket_start) - START).total_seconds() // 3600)
             w = windows.get(a.group or "")
             if w and a.direction == "up" and w[0] <= h <= w[1]:

@@ -7,14 +7,23 @@ The method is Twitter's S-H-ESD idea with statsmodels' STL doing the decompositi
    are judged on the same scale and sparse error counts are not "anomalous" for one extra error.
 2. Seasons: hourly data has a daily season (STL, period 24, robust) and, from 15 days on, a weekly
    one (STL, period 7, robust, on the daily means, spread back over the hours); daily data has a
-   weekly season (period 7). Each season needs two full cycles, else it is left out.
-3. The level is the median (counts: the 10 %-trimmed mean) of the deseasonalised series, piecewise over blocks of two of the longest
-   season's cycles when the range is long (S-H-ESD's piecewise median): unlike a fitted trend it is
-   not dragged along by a level shift or a spike, so those stay in the residual.
-4. Residual z-scores use 1.4826·MAD of the residual (robust to the anomalies themselves), floored by
-   the sampling noise (1 after the transform for counts; the binomial sd for a rate).
-5. Buckets with |z| ≥ threshold are anomalies; consecutive ones in one direction (one bucket of
-   slack) are one anomaly that lasted `buckets` buckets; its score is the largest |z|.
+   weekly season (period 7). Each season needs two full cycles and must stand clearly above the
+   noise (else STL's "season" of pure noise would invent anomalies), or it is left out.
+3. The level of each bucket comes from the buckets before it (a trailing window of 7 days of hours,
+   14 days, or 2 hours of minutes): the median, for counts the 10 %-trimmed mean (sparse counts
+   take a handful of values, their median is 0 or 1 whatever the rate). Expected values thus come
+   from the past, as an alert sees them: a spike does not move its own level, and a level shift
+   stays anomalous until the window is full of it, instead of being absorbed by a fitted trend or
+   by S-H-ESD's block median.
+4. Residual z-scores: counts against Poisson tails (with the overdispersion the data shows: the
+   trimmed Pearson dispersion), rates against their pooled binomial rate, values against
+   1.4826·MAD of the residual (robust to the anomalies themselves).
+5. Multi-scale: a bucket also takes the z of the 6- and 24-bucket windows holding it (hour; 3 and 7
+   days; 15 and 60 minutes), Σz/√k with each z clipped to ±2 — a shift or drift of 2 sd per bucket
+   is invisible pointwise and obvious over six hours, while one spike cannot lend its size.
+6. Buckets with |z| ≥ threshold (raised with the series length, Bonferroni) are anomalies;
+   consecutive ones in one direction (one bucket of slack) are one anomaly that lasted `buckets`
+   buckets; its score is the largest |z|.
 """
 
 from __future__ import annotations
@@ -111,16 +120,21 @@ def _center(d: Arr, kind: Kind) -> float:
     return float(trim_mean(d, 0.1)) if kind == "count" else float(np.median(d))
 
 
-def _level(d: Arr, block: int, kind: Kind = "value") -> Arr:
+TRAILING = {"minute": 120, "hour": 168, "day": 14}
+
+
+def _trailing_level(d: Arr, window: int, kind: Kind) -> Arr:
+    """Each bucket's level from the `window` buckets before it (the first window: from that window)."""
     n = len(d)
-    if block <= 0 or n < 2 * block:
+    if n <= window:
         return np.full(n, _center(d, kind))
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    views = sliding_window_view(d[:-1], window)  # views[j] = d[j : j + window], the past of j + window
+    past = trim_mean(views, 0.1, axis=1) if kind == "count" else np.median(views, axis=1)
     out = np.empty(n)
-    for lo in range(0, n, block):
-        hi = lo + block if n - (lo + block) >= block else n
-        out[lo:hi] = _center(d[lo:hi], kind)
-        if hi == n:
-            break
+    out[:window] = _center(d[:window], kind)
+    out[window:] = past
     return out
 
 
@@ -147,10 +161,34 @@ def detect(
     ok = np.isfinite(x)
     if ok.sum() < MIN_POINTS:
         return []
-    z, expected, lower, upper = _scores(
-        x, ok, interval, kind, denominators, threshold_for(int(ok.sum()), threshold)
-    )
-    return _runs(z, x, expected, lower, upper, threshold_for(int(ok.sum()), threshold))
+    thr = threshold_for(int(ok.sum()), threshold)
+    z, expected, lower, upper = _scores(x, ok, interval, kind, denominators, thr)
+    return _runs(multiscale(z, interval), x, expected, lower, upper, thr)
+
+
+SCALES = {"minute": (15, 60), "hour": (6, 24), "day": (3, 7)}
+
+
+def multiscale(z: Arr, interval: str) -> Arr:
+    """Per bucket the strongest of its own z and of the k-bucket windows holding it (Σz / √k, each z
+    clipped to ±2).
+
+    A pointwise test misses a shift or a drift of 2 sd per bucket; six hours of it are ~5 sd. A
+    window that passes lends its z to the buckets in it that lean the same way.
+    """
+    out = z.copy()
+    n = len(z)
+    for k in SCALES.get(interval, ()):
+        if n < 2 * k:
+            continue
+        # Each bucket counts for at most 2 sd: one spike cannot make its neighbours a shift.
+        sums = np.convolve(np.clip(z, -2.0, 2.0), np.ones(k), mode="valid") / math.sqrt(k)
+        for j in np.nonzero(np.abs(sums) >= DEFAULT_THRESHOLD)[0]:
+            seg = out[j : j + k]
+            lean = np.sign(z[j : j + k]) == np.sign(sums[j])
+            stronger = lean & (np.abs(seg) < abs(sums[j]))
+            seg[stronger] = sums[j]
+    return out
 
 
 def _scores(
@@ -169,7 +207,7 @@ def _scores(
         return np.where(ok, z, 0.0), exp, np.maximum(exp - thr * sd, 0.0), exp + thr * sd
     y = _forward(filled, kind)
     season = seasonal_component(y, interval)
-    level = _level(y - season, {"hour": 24 * 14, "day": 14}.get(interval, 0), kind)
+    level = _trailing_level(y - season, TRAILING.get(interval, 60), kind)
     base = season + level
     resid = y - base
     mad = 1.4826 * float(np.median(np.abs(resid[ok] - np.median(resid[ok]))))
@@ -238,7 +276,7 @@ def point_scores(values: Arr, *, interval: str, kind: Kind = "value") -> Arr:
     if ok.sum() < MIN_POINTS:
         return np.zeros(len(x))
     z, _, _, _ = _scores(x, ok, interval, kind, None, DEFAULT_THRESHOLD)
-    return np.abs(z)
+    return np.abs(multiscale(z, interval))
 
 
 def describe_run(run: Run) -> str:
