@@ -48,8 +48,19 @@ async def test_the_tool_is_read_only_and_takes_every_behavior_query_argument(cli
     properties = tool.input_schema["properties"]
     assert set(properties) == set(BehaviorQuery.model_fields)
     assert all(p.get("description") for p in properties.values())
-    assert properties["analysis"]["enum"] == ["funnel", "journeys", "retention", "dropoff", "engagement"]
-    assert properties["conversion_window"]["default"] == "14d"
+    assert properties["analysis"]["enum"] == [
+        "funnel",
+        "journeys",
+        "retention",
+        "dropoff",
+        "engagement",
+        "milestones",
+    ]
+    # null: funnels take 14d, milestones no window unless one is given (SPEC tool 9)
+    assert (
+        properties["conversion_window"]["default"] is None
+        and "default 14d" in properties["conversion_window"]["description"]
+    )
     assert tool.input_schema["required"] == ["analysis"]
 
 

@@ -20,9 +20,10 @@ ANALYSES: dict[str, str] = {
     "retention": "retention",
     "journeys": "journeys",
     "engagement": "engagement",
+    "milestones": "milestones",
 }
 
-Analysis = Literal["funnel", "journeys", "retention", "dropoff", "engagement"]
+Analysis = Literal["funnel", "journeys", "retention", "dropoff", "engagement", "milestones"]
 FunnelOrder = Literal["ordered", "strict", "unordered"]
 FunnelBy = Literal["user", "session"]
 JourneyNode = Literal["event_type", "name", "component", "page"]
@@ -40,6 +41,12 @@ class StepSpec(BaseModel):
     component: str | None = Field(None, description="only events of this component")
     filters: list[Filter] | None = Field(None, description="extra conditions on the step's events")
     label: str | None = Field(None, description="display label (default built from the spec)")
+
+
+class MilestoneSpec(StepSpec):
+    """A milestone: an event (as a funnel step) with an optional target time from the previous one."""
+
+    target: str | None = Field(None, max_length=16, description="target time from the previous one, e.g. 10m")
 
 
 class Exclusion(BaseModel):
@@ -78,7 +85,9 @@ class BehaviorQuery(BaseModel):
     # retention / engagement
     period: Period = "week"
     retention_type: RetentionType = "first_time"
-    start_event: str | None = None
+    start_event: str | StepSpec | None = None
+    # milestones
+    milestones: list[MilestoneSpec] | None = None
     return_event: str | None = None
     periods: int = Field(8, ge=1, le=120)
     cumulative: bool = False

@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from telemetry_mcp.analytics.anomalies import Anomaly, spike_sentence, worst
 from telemetry_mcp.analytics.common import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -386,8 +387,9 @@ def summarize(
     peaks: Peaks,
     components: list[ComponentRow],
     truncated: bool,
+    spike: Anomaly | None = None,
 ) -> str:
-    """The notable finding first (an error spike), then totals, the busiest bucket, the metric."""
+    """The notable finding first (the detector's error spike), then totals, the busiest bucket, the metric."""
     span = f"{iso_utc(tr.since.replace(microsecond=0))} → {iso_utc(tr.until.replace(microsecond=0))}"
     scope = f" for component {q.component}" if q.component else ""
     if metric.performance_name is not None:
@@ -395,19 +397,8 @@ def summarize(
     if totals.count == 0:
         return clip(f"No events matched{scope} in {span}.")
     parts: list[str] = []
-    per_bucket = totals.error_count / peaks.buckets if peaks.buckets else 0.0
-    if (
-        q.interval != "total"
-        and peaks.buckets >= 2
-        and peaks.error_bucket_errors >= 3
-        and peaks.error_bucket_errors >= 2 * per_bucket
-    ):
-        spike_rate = pct(rate(peaks.error_bucket_errors, peaks.error_bucket_count))
-        parts.append(
-            f"Error spike: {_bucket_label(peaks.error_bucket, q.interval)} ({tr.tz}) had "
-            f"{peaks.error_bucket_errors:,} errors, {spike_rate} of its {peaks.error_bucket_count:,} events, "
-            f"vs {per_bucket:,.1f} errors per {q.interval} on average."
-        )
+    if spike is not None:
+        parts.append(spike_sentence(spike, q.interval if q.interval in ("minute", "hour") else "day", tr.tz))
     parts.append(
         f"{_n(totals.count, 'event')}{scope}, {_n(totals.unique_users, 'user')}, "
         f"{_n(totals.unique_sessions, 'session')}, "
@@ -428,6 +419,18 @@ def summarize(
     if truncated:
         parts.append(f"Lists cut at limit={q.limit} (truncated).")
     return clip(" ".join(parts))
+
+
+def _spike(store: Store, q: MetricsQuery, tr: TimeRange) -> Anomaly | None:
+    """The shared detector's error spike over the query's events (same range, filters, component)."""
+    if q.interval == "total":
+        return None
+    scope = list(q.filters or [])
+    if q.component:
+        scope.append(Filter(field="component", op="eq", value=q.component))
+    if q.event_types:
+        scope.append(Filter(field="event_type", op="in", value=list(q.event_types)))
+    return worst(store, tr, q.interval, scope)
 
 
 def run(store: Store, q: MetricsQuery) -> MetricsResult:
@@ -487,5 +490,5 @@ def run(store: Store, q: MetricsQuery) -> MetricsResult:
         components=components,
         components_truncated=components_truncated,
         truncated=truncated,
-        summary=summarize(q, tr, metric, unit, totals, peaks, components, truncated),
+        summary=summarize(q, tr, metric, unit, totals, peaks, components, truncated, _spike(store, q, tr)),
     )

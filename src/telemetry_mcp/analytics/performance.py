@@ -437,6 +437,7 @@ def summarize(
     regressed_count: int,
     compared: int,
     truncated: bool,
+    notes: list[str] | None = None,
 ) -> str:
     """The worst regression first (with a compare), else the worst group; then the overall figures."""
     parts: list[str] = []
@@ -469,6 +470,7 @@ def summarize(
     if overall.count == 0:
         parts.append(f"No {q.metric} samples ({m.source}) in range.")
         return clip(" ".join(parts))
+    notes = notes or []
     if groups and q.group_by != "none":
         g = groups[0]
         which = "Lowest" if m.higher_is_better else "Slowest"
@@ -482,6 +484,8 @@ def summarize(
     )
     if truncated:
         parts.append(f"Lists cut at limit={q.limit} (truncated).")
+    if notes:
+        parts[1:1] = notes  # after the lead sentence
     return clip(" ".join(parts))
 
 
@@ -555,8 +559,20 @@ def run(store: Store, q: PerformanceQuery) -> PerformanceResult:
             compare_info.regressed_count if compare_info else 0,
             compare_info.groups_compared if compare_info else 0,
             truncated,
+            _notes(store, q, tr),
         ),
     )
+
+
+def _notes(store: Store, q: PerformanceQuery, tr: TimeRange) -> list[str]:
+    """What the shared detector flags over the range (day buckets): the metric's p95, then errors."""
+    from telemetry_mcp.analytics.anomalies import spike_sentence, worst  # anomalies builds on this module
+
+    scope = list(q.filters or [])
+    if q.component:
+        scope.append(Filter(field="component", op="eq", value=q.component))
+    found = [worst(store, tr, "day", scope, metric=q.metric, stat="p95"), worst(store, tr, "day", scope)]
+    return [spike_sentence(a, "day", tr.tz) for a in found if a is not None]
 
 
 def performance_unit(store: Store, tr: TimeRange, name: str) -> str | None:

@@ -189,17 +189,29 @@ def run(
         ),
         summary="",
     )
-    result.summary = summarize(result)
+    result.summary = summarize(result, _note(store, now))
     return result
 
 
-def summarize(r: RealtimeResult) -> str:
+def _note(store: Store, now: datetime) -> str | None:
+    """The shared detector's error spike over the last 24 hours (hour buckets), if it flags one."""
+    from telemetry_mcp.analytics.anomalies import spike_sentence, worst
+    from telemetry_mcp.analytics.common import TimeRange
+
+    tr = TimeRange(now - timedelta(hours=24), now)
+    found = worst(store, tr, "hour", None)
+    return None if found is None else spike_sentence(found, "hour", "UTC")
+
+
+def summarize(r: RealtimeResult, note: str | None = None) -> str:
     minutes = f"{r.active_window_minutes:g}"
     parts = [
         f"{r.events_in_window:,} events in the last {r.window} ({r.events_per_second:g}/s), "
         f"error rate {pct(r.error_rate)}; {r.active_users:,} active users in {r.active_sessions:,} sessions "
         f"(last {minutes} min)."
     ]
+    if note:
+        parts.append(note)
     if r.top_event_types:
         top = ", ".join(f"{t.event_type} {t.count:,}" for t in r.top_event_types[:3])
         parts.append(f"Top: {top}.")

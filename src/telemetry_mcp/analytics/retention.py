@@ -179,6 +179,10 @@ def build_sql(query: BehaviorQuery, tr: TimeRange, first: datetime) -> Retention
 
 def run(store: Store, query: BehaviorQuery) -> RetentionResult:
     """Compute the cohort table for `query` (analysis="retention")."""
+    if query.start_event is not None and not isinstance(query.start_event, str):
+        raise InvalidArgument(
+            "retention: start_event is an event_type string (a step object is for milestones)"
+        )
     tr, buckets = period_range(query, MAX_COHORTS, "retention")
     check_event_types(store, query.start_event, query.return_event)
     built = build_sql(query, tr, buckets[0])

@@ -8,6 +8,8 @@ TOOL_MODULES: list[str] = [
     "adoption",
     "behavior",
     "discovery",
+    "anomalies",
+    "explain",
     "sql",
     "resources",
 ]

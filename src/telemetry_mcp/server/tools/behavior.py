@@ -17,6 +17,7 @@ from telemetry_mcp.analytics.behavior import (
     FunnelBy,
     FunnelOrder,
     JourneyNode,
+    MilestoneSpec,
     Period,
     RetentionType,
     StepSpec,
@@ -107,6 +108,9 @@ User behaviour over events, one analysis per call (arguments of other analyses a
   (default any), `periods`, `cumulative` → cohorts[{cohort_start, size, retained[], rates[]}], average_rates.
 - engagement: per `period` DAU, WAU, MAU, stickiness, sessions per user, session length, events and
   interactions per session; stickiness histogram.
+- milestones: time to value from each actor's first `start_event` (event_type or step object) through
+  ordered `milestones` [{event_type, name?, component?, filters?, target?}] → per milestone actors, share,
+  median/p75/p90 seconds, median from previous, within_target_share, histogram; efficiency_score.
 Ranges are half-open [since, until), default the last 7 days; actors are hashed user ids (else sessions)."""
 
 
@@ -114,7 +118,7 @@ def register(mcp: MCPServer[Any], app: App) -> None:
     @tool(mcp, title="Analyze user behavior", description=DESCRIPTION)
     def analyze_user_behavior(
         analysis: Annotated[
-            Analysis, Field(description="funnel, dropoff, journeys, retention or engagement")
+            Analysis, Field(description="funnel, dropoff, journeys, retention, engagement or milestones")
         ],
         steps: Annotated[
             list[StepSpec] | None,
@@ -125,13 +129,13 @@ def register(mcp: MCPServer[Any], app: App) -> None:
             ),
         ] = None,
         conversion_window: Annotated[
-            str,
+            str | None,
             Field(
                 max_length=16,
                 description="funnel/dropoff: max time from step 0 to any later step, inclusive "
-                "(number + s|m|h|d|w, e.g. 30m, 24h, 14d; at most 365d)",
+                f"(number + s|m|h|d|w, e.g. 30m, 24h; default {_D.conversion_window}); milestones: none unless given",
             ),
-        ] = _D.conversion_window,
+        ] = None,
         order: Annotated[
             FunnelOrder,
             Field(
@@ -182,8 +186,12 @@ def register(mcp: MCPServer[Any], app: App) -> None:
             Field(description="retention: first_time (cohort = first ever start event) or recurring (any)"),
         ] = _D.retention_type,
         start_event: Annotated[
-            str | None,
-            Field(max_length=64, description="retention: event_type that puts an actor in a cohort"),
+            str | StepSpec | None,
+            Field(description="retention: event_type that puts an actor in a cohort; milestones: the start"),
+        ] = None,
+        milestones: Annotated[
+            list[MilestoneSpec] | None,
+            Field(max_length=10, description="milestones: 1-10 [{event_type, name?, component?, target?}]"),
         ] = None,
         return_event: Annotated[
             str | None,
@@ -219,7 +227,7 @@ def register(mcp: MCPServer[Any], app: App) -> None:
         query = BehaviorQuery(
             analysis=analysis,
             steps=steps,
-            conversion_window=conversion_window,
+            **({"conversion_window": conversion_window} if conversion_window is not None else {}),
             order=order,
             by=by,
             exclusions=exclusions,
@@ -231,6 +239,7 @@ def register(mcp: MCPServer[Any], app: App) -> None:
             period=period,
             retention_type=retention_type,
             start_event=start_event,
+            milestones=milestones,
             return_event=return_event,
             periods=periods,
             cumulative=cumulative,
@@ -283,4 +292,17 @@ DEMO_CALLS: list[tuple[str, dict[str, Any]]] = [
     ("analyze_user_behavior", {"analysis": "journeys", "node": "page", "since": "8w", "limit": 10}),
     ("analyze_user_behavior", {"analysis": "retention", "period": "week", "periods": 8}),
     ("analyze_user_behavior", {"analysis": "engagement", "period": "week", "since": "8w"}),
+    (
+        "analyze_user_behavior",
+        {
+            "analysis": "milestones",
+            "start_event": "session_start",
+            "milestones": [
+                {"event_type": "page_view", "target": "1m"},
+                {"event_type": "user_interaction", "target": "5m"},
+                {"event_type": "feature_used", "target": "30m"},
+            ],
+            "since": "8w",
+        },
+    ),
 ]
