@@ -75,6 +75,42 @@ def test_migrations_are_not_reapplied_when_a_file_store_is_reopened(tmp_path: Pa
     assert events == [("kept",)]
 
 
+def test_migration_005_catalogues_the_events_of_an_older_store_and_ingest_keeps_it_current(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "old.duckdb"
+    older = [m for m in migrations.MIGRATIONS if m[0] < "005"]
+    con = duckdb.connect(str(path))
+    try:
+        monkeypatch.setattr(migrations, "MIGRATIONS", older)
+        migrations.migrate(con)
+        con.execute(
+            "INSERT INTO events (seq, event_id, ts, received_at, event_type, name, component, actor, severity, "
+            "service_version, id_hash) VALUES "
+            "(1, 'a', now()::TIMESTAMP, now()::TIMESTAMP, 'performance', 'lcp', 'Cart', 'x', 'info', '1.0', hash('a')), "
+            "(2, 'b', now()::TIMESTAMP, now()::TIMESTAMP, 'interaction', 'click', 'Nav', 'y', 'info', NULL, hash('b'))"
+        )
+    finally:
+        con.close()
+    monkeypatch.undo()
+
+    with Store(file_settings(path)) as store:
+        assert store.catalog("component") == {"Cart", "Nav"}
+        assert store.catalog("metric") == {"lcp"}  # names of performance events only
+        assert store.catalog("event_type") == {"performance", "interaction"}
+        assert store.catalog("service_version") == {"1.0"}
+        report = Ingestor(store).ingest(
+            [{"event_id": "b", "event_type": "error", "component": "Dup"},  # a stored id: not catalogued
+             {"event_id": "c", "event_type": "error", "component": "Search"}]
+        )  # fmt: skip
+        assert (report.accepted, report.duplicates) == (1, 1)
+        assert store.catalog("component") == {"Cart", "Nav", "Search"}
+
+    with Store(file_settings(path)) as store:
+        assert store.catalog("component") == {"Cart", "Nav", "Search"}
+        assert store.catalog("event_type") == {"performance", "interaction", "error"}
+
+
 def test_a_failing_migration_leaves_nothing_behind_and_is_not_recorded(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -253,8 +253,9 @@ def components_sql(q: MetricsQuery, tr: TimeRange, p: Params) -> str:
 # ---------------------------------------------------------------- validation against the store
 
 
-def _distinct(store: Store, sql: str) -> list[str]:
-    return [str(r[0]) for r in store.fetch(sql)]
+def _distinct(store: Store, kind: str) -> list[str]:
+    """The stored values of one column, from the catalog kept at ingest (no scan of the events)."""
+    return sorted(store.catalog(kind))
 
 
 def resolve_metric(store: Store, metric: str | None) -> MetricSpec:
@@ -263,9 +264,7 @@ def resolve_metric(store: Store, metric: str | None) -> MetricSpec:
         return MetricSpec(DEFAULT_METRIC, "duration_ms", None)
     if metric in METRIC_NAMES:
         return MetricSpec(metric, "value", metric)
-    names = _distinct(
-        store, "SELECT DISTINCT name FROM events WHERE event_type = 'performance' AND name IS NOT NULL"
-    )
+    names = _distinct(store, "metric")
     if metric not in names:
         raise unknown("metric", metric, [DEFAULT_METRIC, *names])
     return MetricSpec(metric, "value", metric)
@@ -277,12 +276,12 @@ def validate(store: Store, q: MetricsQuery, metric: MetricSpec) -> None:
         check_known(
             "component",
             [q.component],
-            _distinct(store, "SELECT DISTINCT component FROM events WHERE component IS NOT NULL"),
+            _distinct(store, "component"),
         )
     if q.event_types:
         if len(q.event_types) > 100:
             raise InvalidArgument("event_types: at most 100 types")
-        stored = _distinct(store, "SELECT DISTINCT event_type FROM events")
+        stored = _distinct(store, "event_type")
         check_known("event_type", q.event_types, [*CORE_TYPES, *stored])
         if metric.performance_name is not None and "performance" not in q.event_types:
             raise InvalidArgument(

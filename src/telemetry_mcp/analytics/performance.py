@@ -292,17 +292,16 @@ def compare_sql(q: PerformanceQuery, m: MetricDef, sides: Sides, p: Params) -> s
 # ---------------------------------------------------------------- validation against the store
 
 
-def _distinct(store: Store, sql: str) -> list[str]:
-    return [str(r[0]) for r in store.fetch(sql)]
+def _distinct(store: Store, kind: str) -> list[str]:
+    """The stored values of one column, from the catalog kept at ingest (no scan of the events)."""
+    return sorted(store.catalog(kind))
 
 
 def resolve_metric(store: Store, metric: str) -> MetricDef:
     """A built-in metric, or the name of performance events present in the store."""
     if metric in METRICS:
         return METRICS[metric]
-    names = _distinct(
-        store, "SELECT DISTINCT name FROM events WHERE event_type = 'performance' AND name IS NOT NULL"
-    )
+    names = _distinct(store, "metric")
     if metric not in names:
         raise unknown("metric", metric, [*METRICS, *names])
     return MetricDef("performance", metric, "value", None)
@@ -321,9 +320,7 @@ def resolve_sides(store: Store, q: PerformanceQuery, tr: TimeRange) -> Sides | N
             "group_by service_version cannot split a comparison of two versions; "
             "use group_by component, platform, framework or none"
         )
-    versions = _distinct(
-        store, "SELECT DISTINCT service_version FROM events WHERE service_version IS NOT NULL"
-    )
+    versions = _distinct(store, "service_version")
     check_known("service_version", [c.baseline_version or "", c.candidate_version or ""], versions)
     return Sides("versions", c.baseline_version or "", c.candidate_version or "", tr, tr)
 
@@ -333,7 +330,7 @@ def validate(store: Store, q: PerformanceQuery) -> None:
         check_known(
             "component",
             [q.component],
-            _distinct(store, "SELECT DISTINCT component FROM events WHERE component IS NOT NULL"),
+            _distinct(store, "component"),
         )
 
 
