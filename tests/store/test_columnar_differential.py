@@ -9,6 +9,7 @@ report must be equal.
 from __future__ import annotations
 
 import copy
+import json
 import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 
 from telemetry_mcp.config import load_settings
+from telemetry_mcp.errors import InvalidArgument
 from telemetry_mcp.server.app import App, open_app
 from telemetry_mcp.store.ingest import Ingestor, IngestReport
 from telemetry_mcp.store.reference import ReferenceIngestor
@@ -157,3 +159,33 @@ def test_columnar_core_stores_what_the_per_event_reference_stores(seed: int) -> 
     finally:
         columnar.store.close()
         reference.store.close()
+
+
+def test_ingest_json_of_a_body_stores_what_ingest_of_its_dicts_stores() -> None:
+    rng = random.Random(11)
+    events = []
+    for i in range(10_000):
+        ev = _event(rng, i)
+        if isinstance(ev, dict):
+            ev.setdefault("event_id", f"gen-{i}")
+        try:
+            json.dumps(ev, allow_nan=False)
+        except ValueError:
+            continue  # NaN has no JSON text
+        events.append(ev)
+    from_bytes, from_dicts = _app(), _app()
+    try:
+        body = json.dumps(events).encode()
+        a = from_bytes.ingestor.ingest_json(body, service="svc", now=NOW)
+        b = from_dicts.ingestor.ingest(json.loads(body), service="svc", now=NOW)
+        _same(a, b)
+        assert a.accepted > 5_000 and a.rejected > 100
+        assert _rows(from_bytes) == _rows(from_dicts)
+        with pytest.raises(InvalidArgument, match="expected a JSON array of events"):
+            from_bytes.ingestor.ingest_json(b'{"event_type": "x"}')
+        with pytest.raises(InvalidArgument, match="expected a JSON array of events"):
+            from_bytes.ingestor.ingest_json(b"[{]")
+        assert from_bytes.store.fetch("SELECT count(*) FROM events")[0][0] == a.accepted
+    finally:
+        from_bytes.store.close()
+        from_dicts.store.close()

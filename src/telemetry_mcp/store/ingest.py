@@ -196,10 +196,19 @@ class Ingestor:
 
         Raises InvalidArgument when the body is not a JSON array.
         """
+        items: list[Any]
         try:
             items = msgspec.json.decode(body, type=list[msgspec.Raw])
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            raise InvalidArgument(f"body: expected a JSON array of events ({str(exc)[:200]})") from None
+            # msgspec refuses text the stdlib reads (a lone surrogate escape in one event, say):
+            # then the stdlib decides, so one such event is rejected on its own, never the batch.
+            try:
+                parsed = json.loads(body)
+            except (ValueError, RecursionError):
+                parsed = None
+            if not isinstance(parsed, list):
+                raise InvalidArgument(f"body: expected a JSON array of events ({str(exc)[:200]})") from None
+            items = parsed
         return self.ingest(
             items, service=service, service_version=service_version, do_not_track=do_not_track, now=now
         )
