@@ -35,7 +35,11 @@ class IdHashSet:
 
     def add(self, hashes: Hashes) -> None:
         with self._lock:
-            delta = np.union1d(self._delta, hashes).astype(np.uint64, copy=False)
+            # sort only the (small) batch, then insert it into the sorted delta: O(batch log batch +
+            # delta) instead of re-sorting the whole delta at every batch
+            incoming = np.unique(np.asarray(hashes, dtype=np.uint64))
+            incoming = incoming[~_member(self._delta, incoming)]
+            delta = np.insert(self._delta, np.searchsorted(self._delta, incoming), incoming)
             if len(delta) > max(_MIN_DELTA, len(self._main) // 8):
                 # a merge of two sorted arrays in O(n): insert the delta at its sorted positions
                 at = np.searchsorted(self._main, delta)
