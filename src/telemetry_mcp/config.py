@@ -52,6 +52,12 @@ class Settings(BaseModel):
     query_timeout_seconds: float = Field(30.0, gt=0, le=3600, description="cancel analyses running longer")
     sql_max_rows: int = Field(1000, ge=1, le=100_000, description="rows returned by run_sql")
     sql_max_bytes: int = Field(1_000_000, ge=1024, description="characters returned by run_sql")
+    answer_max_chars: int = Field(
+        25_000,
+        ge=2_000,
+        le=10_000_000,
+        description="characters per tool answer (text and structured content each)",
+    )
     # engine
     threads: int = Field(
         default_factory=lambda: os.cpu_count() or 2, ge=1, le=256, description="DuckDB worker threads"

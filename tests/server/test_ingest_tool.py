@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from mcp import Client
@@ -10,7 +11,8 @@ from mcp.types import TextContent
 from telemetry_mcp.server.app import App
 
 RESULT_FIELDS = [
-    "accepted", "duplicates", "rejected", "errors", "dropped_dnt", "sampled_out", "redactions", "summary"
+    "accepted", "duplicates", "rejected", "errors", "dropped_dnt", "sampled_out", "redactions", "summary",
+    "truncated",
 ]  # fmt: skip
 PATTERN_HINT = "must match ^[a-z][a-z0-9_]{0,63}$ (lower-case letters, digits, _)"
 
@@ -55,6 +57,7 @@ async def test_the_result_has_exactly_the_spec_fields_and_a_quotable_summary(
         "redactions": 1,
         "summary": "Accepted 2 of 5 events; 1 duplicates; 1 rejected (first: #2 event_type 'Bad' must match "
         "^[a-z][a-z0-9_]{0,63}$ (lower-case letters, digits, _)); 1 dropped for do-not-track; 1 redactions.",
+        "truncated": False,
     }
     assert stored(app) == [("a",), ("d",)]
 
@@ -73,8 +76,12 @@ async def test_the_summary_stays_within_600_characters_whatever_the_errors(clien
 
     assert result.structured_content is not None
     assert result.structured_content["rejected"] == 500
-    assert len(result.structured_content["errors"]) == 100
+    # 100 errors of ~400 characters each exceed the 25,000-character answer budget: the list is cut.
+    assert 0 < len(result.structured_content["errors"]) < 100
+    assert result.structured_content["truncated"] is True
+    assert len(json.dumps(result.structured_content)) <= 25_000
     assert len(result.structured_content["summary"]) <= 600
+    assert "errors " in result.structured_content["summary"]
 
 
 async def test_a_batch_of_10001_events_is_refused_with_the_limit_and_nothing_is_stored(
@@ -138,7 +145,6 @@ async def test_the_tool_is_annotated_idempotent_and_not_read_only_with_an_output
     assert tool.annotations.destructive_hint is False
     assert tool.description
     assert tool.output_schema is not None
-    assert tool.output_schema["required"] == RESULT_FIELDS
     assert sorted(tool.output_schema["properties"]) == sorted(RESULT_FIELDS)
     assert tool.input_schema["required"] == ["events"]
     assert set(tool.input_schema["properties"]) == {"events", "service", "service_version", "do_not_track"}
@@ -158,6 +164,7 @@ async def test_do_not_track_drops_the_whole_batch_and_says_so(client: Client, ap
         "sampled_out": 0,
         "redactions": 0,
         "summary": "Accepted 0 of 2 events; 2 dropped for do-not-track.",
+        "truncated": False,
     }
     assert stored(app) == []
 

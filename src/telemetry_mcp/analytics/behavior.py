@@ -36,11 +36,11 @@ class StepSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    event_type: str = Field(description="event_type of the step, e.g. page_view")
-    name: str | None = Field(None, description="only events with this name")
-    component: str | None = Field(None, description="only events of this component")
-    filters: list[Filter] | None = Field(None, description="extra conditions on the step's events")
-    label: str | None = Field(None, description="display label (default built from the spec)")
+    event_type: str
+    name: str | None = None
+    component: str | None = None
+    filters: list[Filter] | None = None
+    label: str | None = None
 
 
 class MilestoneSpec(StepSpec):

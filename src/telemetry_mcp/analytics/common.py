@@ -23,9 +23,12 @@ MAX_LIMIT = 1000
 MAX_RANGE_DAYS = 3660  # ten years: anything longer is a mistake, not a question
 SUMMARY_CHARS = 600
 
-Limit = Annotated[
-    int, Field(ge=1, le=MAX_LIMIT, description=f"max rows per list (1..{MAX_LIMIT}, default {DEFAULT_LIMIT})")
+Limit = Annotated[int, Field(ge=1, le=MAX_LIMIT, description="max rows per list")]
+Since = Annotated[
+    str | None, Field(description="ISO date/datetime or relative (30m, 24h, 7d, 8w); default 7d")
 ]
+Until = Annotated[str | None, Field(description="exclusive end, like since; default now")]
+Timezone = Annotated[str, Field(description="IANA name for calendar buckets")]
 Interval = Literal["minute", "hour", "day", "week", "month", "total"]
 Period = Literal["day", "week", "month"]
 
@@ -285,11 +288,15 @@ class Filter(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    field: str = Field(
-        description="event column (e.g. component, platform, service_version) or properties.<key>"
-    )
-    op: FilterOp = Field("eq", description="eq, ne, in, nin, gt, gte, lt, lte, contains")
-    value: Any = Field(description="a string/number/bool; a list for in/nin")
+    field: str = Field(description="an event column or properties.<key>")
+    op: FilterOp = "eq"
+    value: Any = Field(description="a list for in/nin")
+
+
+Filters = Annotated[
+    list[Filter] | None,
+    Field(max_length=50, description="conditions {field, op, value} every event must meet"),
+]
 
 
 def field_sql(field: str, p: Params, *, numeric: bool = False) -> str:

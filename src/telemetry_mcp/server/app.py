@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import functools
 import importlib
+import inspect
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import ToolAnnotations
-from pydantic import BaseModel
+from mcp.types import CallToolResult, InputRequiredResult, ToolAnnotations
+from mcp.types import Tool as MCPTool
+from pydantic import BaseModel, ValidationError
 
 from telemetry_mcp import __version__
 from telemetry_mcp.analytics.common import Filter
 from telemetry_mcp.config import Settings
 from telemetry_mcp.errors import TelemetryError
 from telemetry_mcp.events.privacy import hash_user_id
+from telemetry_mcp.server import budget
+from telemetry_mcp.server.arg_errors import argument_problems
+from telemetry_mcp.server.lean import slim_tool
 from telemetry_mcp.store import Store
 from telemetry_mcp.store.ingest import Ingestor
 
@@ -77,6 +82,32 @@ def _with_hashed_user_ids(value: Any, hasher: Callable[[str], str]) -> Any:
     return value
 
 
+class TelemetryServer(MCPServer[Any]):
+    """MCPServer with a lean tools/list and argument errors rewritten one short line per problem."""
+
+    _lean: list[MCPTool] | None = None
+
+    async def list_tools(self) -> list[MCPTool]:
+        if self._lean is None:
+            self._lean = [slim_tool(t) for t in await super().list_tools()]
+        return list(self._lean)
+
+    def add_tool(self, *args: Any, **kwargs: Any) -> None:
+        self._lean = None
+        super().add_tool(*args, **kwargs)
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ValidationError):
+                raise ToolError(argument_problems(name, cause, arguments)) from cause
+            raise
+
+
 def tool(
     mcp: MCPServer[Any],
     *,
@@ -84,13 +115,20 @@ def tool(
     description: str,
     read_only: bool = True,
     idempotent: bool = True,
+    rest_hint: str = budget.DEFAULT_REST_HINT,
 ) -> Callable[[F], F]:
     """Register a tool whose TelemetryErrors reach the agent as readable is_error results.
 
-    user_id values in filter arguments are hashed as the stored ids are (SPEC section 3, step 6).
+    The function returns a pydantic result model (with `summary`); the answer is fitted to the
+    answer budget (`budget.answer`: compact text, cut lists, `truncated`, `rest_hint` in the summary)
+    and the output schema stays the model's. user_id values in filter arguments are hashed as the
+    stored ids are (SPEC section 3, step 6).
     """
 
     def deco(fn: F) -> F:
+        signature = inspect.signature(fn, eval_str=True)
+        model = signature.return_annotation
+
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             app: App | None = getattr(mcp, _APP_ATTR, None)
@@ -101,18 +139,29 @@ def tool(
                     for k, v in kwargs.items()
                 }
             try:
-                return fn(*args, **kwargs)
+                result = fn(*args, **kwargs)
             except TelemetryError as exc:
                 raise ToolError(str(exc)) from None
             except ToolError:
                 raise
+            except ValidationError as exc:  # a query model refused what the signature let through
+                raise ToolError(argument_problems(fn.__name__, exc, kwargs)) from None
             except Exception as exc:  # the top: report, keep serving
                 log.exception("tool %s failed", fn.__name__)
                 raise ToolError(
                     f"internal error in {fn.__name__} ({type(exc).__name__}: {str(exc)[:300]}); "
                     "the server is still running — please report this"
                 ) from None
+            if not isinstance(result, BaseModel):
+                return result
+            max_chars = app.settings.answer_max_chars if app is not None else budget.DEFAULT_MAX_CHARS
+            return budget.answer(result, max_chars=max_chars, rest_hint=rest_hint)
 
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            # The SDK reads the output schema from this annotation; the body returns the fitted result.
+            wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
+                return_annotation=Annotated[CallToolResult, model]
+            )
         mcp.tool(
             name=fn.__name__,
             title=title,
@@ -134,7 +183,7 @@ def build_server(app: App) -> MCPServer[Any]:
     """An MCPServer with every tool, resource and prompt registered against `app`."""
     from telemetry_mcp.server.tools import TOOL_MODULES
 
-    mcp: MCPServer[Any] = MCPServer(
+    mcp: MCPServer[Any] = TelemetryServer(
         "telemetry-mcp",
         title="telemetry-mcp",
         description="Component telemetry you can interrogate: usage, performance, funnels, retention.",

@@ -23,7 +23,7 @@ from telemetry_mcp.analytics.behavior import (
     StepSpec,
     run_behavior,
 )
-from telemetry_mcp.analytics.common import MAX_LIMIT, Filter
+from telemetry_mcp.analytics.common import Filters, Limit, Since, Timezone, Until
 from telemetry_mcp.server.app import App, tool
 
 # Fields every answer has; the others are the union of the analyses' result fields.
@@ -94,24 +94,18 @@ _D = BehaviorQuery.model_validate({"analysis": "funnel"})
 
 
 DESCRIPTION = """\
-User behaviour over events, one analysis per call (arguments of other analyses are ignored):
-- funnel: `steps` (2-10, each {event_type, name?, component?, filters?, label?}) done in order within
-  `conversion_window` of step 0. order: ordered (other events may come between), strict (the steps are
-  consecutive events), unordered (any order). by: user or session. exclusions [{event, from_step, to_step}]
-  (0-based) discard an attempt when the event happens between those steps. breakdown_by a field: each actor
-  counts under the value on its step-0 event. → steps[{index, label, users, conversion_from_start,
-  conversion_from_previous, dropoff, avg/median_seconds_to_convert}], overall_conversion, breakdown.
-- dropoff: same `steps`; per step the actors who stopped there and the events they did next instead.
-- journeys: paths through sessions by `node` (event_type|name|component|page), optional start_at/end_at,
-  max_steps → paths, transitions, exits.
-- retention: cohorts by `period` of `start_event` (first_time or recurring), return on `return_event`
-  (default any), `periods`, `cumulative` → cohorts[{cohort_start, size, retained[], rates[]}], average_rates.
-- engagement: per `period` DAU, WAU, MAU, stickiness, sessions per user, session length, events and
-  interactions per session; stickiness histogram.
-- milestones: time to value from each actor's first `start_event` (event_type or step object) through
-  ordered `milestones` [{event_type, name?, component?, filters?, target?}] → per milestone actors, share,
-  median/p75/p90 seconds, median from previous, within_target_share, histogram; efficiency_score.
-Ranges are half-open [since, until), default the last 7 days; actors are hashed user ids (else sessions)."""
+User behaviour, one analysis per call (other analyses' arguments are ignored); actors are hashed user
+ids, else sessions. funnel: 2-10 `steps` within `conversion_window` of step 0 → steps[{index, label,
+users, conversion_from_start, conversion_from_previous, dropoff, avg/median_seconds_to_convert}],
+overall_conversion, breakdown. dropoff: the same steps; per step who stopped and what they did next.
+journeys: session paths by `node` → paths, transitions, exits. retention: cohorts of `start_event` by
+`period`, returns on `return_event` → cohorts[{cohort_start, size, retained[], rates[]}],
+average_rates. engagement: per period DAU, WAU, MAU, stickiness, sessions per user, session length,
+events and interactions per session; stickiness histogram. A step, exclusion, start/return event or
+journey anchor that matches nothing gives zeros and a `warnings` entry.
+milestones: time from each actor's first `start_event` through ordered `milestones` [{event_type,
+name?, component?, filters?, target?}] → per milestone actors, share, median/p75/p90 seconds,
+median from previous, within_target_share, histogram; efficiency_score."""
 
 
 def register(mcp: MCPServer[Any], app: App) -> None:
@@ -124,70 +118,59 @@ def register(mcp: MCPServer[Any], app: App) -> None:
             list[StepSpec] | None,
             Field(
                 max_length=10,
-                description="funnel/dropoff (required): 2-10 steps, each {event_type, name?, component?, "
-                "filters?, label?}",
+                description="funnel/dropoff (required): 2-10 steps",
             ),
         ] = None,
         conversion_window: Annotated[
             str | None,
             Field(
                 max_length=16,
-                description="funnel/dropoff: max time from step 0 to any later step, inclusive "
-                f"(number + s|m|h|d|w, e.g. 30m, 24h; default {_D.conversion_window}); milestones: none unless given",
+                description="funnel/dropoff: max time from step 0 (30m, 24h, 14d; at most 365d; default 14d); milestones: no window unless given",
             ),
         ] = None,
         order: Annotated[
             FunnelOrder,
-            Field(
-                description="funnel/dropoff: ordered (events may come between steps), strict (steps are "
-                "consecutive events of the actor) or unordered (steps in any order)"
-            ),
+            Field(description="funnel/dropoff; strict: the steps are consecutive events"),
         ] = _D.order,
         by: Annotated[
             FunnelBy,
-            Field(description="funnel/dropoff: count users, or sessions (the funnel must finish in one)"),
+            Field(description="funnel/dropoff: count users or sessions"),
         ] = _D.by,
         exclusions: Annotated[
             list[Exclusion] | None,
             Field(
                 max_length=10,
-                description="funnel/dropoff: [{event: {event_type, ...}, from_step, to_step}] (0-based); an "
-                "attempt with that event strictly between those steps (or after from_step until the window "
-                "closes, if to_step is not reached) is discarded; unordered funnels: from 0 to the last step",
+                description="funnel/dropoff: an attempt with `event` (an event_type, or a step) between "
+                "from_step and to_step (0-based) is discarded",
             ),
         ] = None,
         breakdown_by: Annotated[
             str | None,
             Field(
                 max_length=140,
-                description="funnel: an event field (platform, service_version, framework, …) or "
-                "properties.<key>; actors count under the value on the step-0 event of their best attempt",
+                description="funnel: an event field or properties.<key>, read on step 0",
             ),
         ] = None,
-        node: Annotated[
-            JourneyNode, Field(description="journeys: the event field that names a node")
-        ] = _D.node,
+        node: Annotated[JourneyNode, Field(description="journeys: the field naming a node")] = _D.node,
         start_at: Annotated[
             str | None,
-            Field(max_length=200, description="journeys: paths start at the first event with this node"),
+            Field(max_length=200, description="journeys: paths start at this node"),
         ] = None,
         end_at: Annotated[
             str | None,
-            Field(max_length=200, description="journeys: paths end at the first event with this node"),
+            Field(max_length=200, description="journeys: paths end at this node"),
         ] = None,
-        max_steps: Annotated[
-            int, Field(ge=2, le=20, description="journeys: nodes per path (2-20)")
-        ] = _D.max_steps,
-        period: Annotated[
-            Period, Field(description="retention/engagement: calendar period (weeks start Monday)")
-        ] = _D.period,
+        max_steps: Annotated[int, Field(ge=2, le=20, description="journeys: nodes per path")] = _D.max_steps,
+        period: Annotated[Period, Field(description="retention/engagement; weeks start Monday")] = _D.period,
         retention_type: Annotated[
             RetentionType,
-            Field(description="retention: first_time (cohort = first ever start event) or recurring (any)"),
+            Field(description="retention: cohort by the first ever start event, or any"),
         ] = _D.retention_type,
         start_event: Annotated[
             str | StepSpec | None,
-            Field(description="retention: event_type that puts an actor in a cohort; milestones: the start"),
+            Field(
+                description="retention: cohort event_type (default any); milestones: the start (or a step)"
+            ),
         ] = None,
         milestones: Annotated[
             list[MilestoneSpec] | None,
@@ -195,34 +178,20 @@ def register(mcp: MCPServer[Any], app: App) -> None:
         ] = None,
         return_event: Annotated[
             str | None,
-            Field(max_length=64, description="retention: event_type that counts as a return (any)"),
+            Field(max_length=64, description="retention: event_type (default any)"),
         ] = None,
         periods: Annotated[
             int,
-            Field(
-                ge=1, le=120, description="retention/engagement: number of periods when `since` is omitted"
-            ),
+            Field(ge=1, le=120, description="retention/engagement: periods when since is omitted"),
         ] = _D.periods,
         cumulative: Annotated[
-            bool, Field(description="retention: count a return in period n or any later one")
+            bool, Field(description="retention: a return counts for period n and every earlier one")
         ] = _D.cumulative,
-        since: Annotated[
-            str | None,
-            Field(max_length=64, description="range start: ISO date/datetime or relative (30m, 24h, 7d, 8w)"),
-        ] = None,
-        until: Annotated[
-            str | None, Field(max_length=64, description="range end, exclusive (default now)")
-        ] = None,
-        timezone: Annotated[
-            str, Field(max_length=64, description="IANA timezone for calendar periods")
-        ] = _D.timezone,
-        filters: Annotated[
-            list[Filter] | None,
-            Field(max_length=50, description="[{field, op, value}] applied to every event considered"),
-        ] = None,
-        limit: Annotated[
-            int, Field(ge=1, le=MAX_LIMIT, description=f"max rows per list (1..{MAX_LIMIT})")
-        ] = _D.limit,
+        since: Since = None,
+        until: Until = None,
+        timezone: Timezone = _D.timezone,
+        filters: Filters = None,
+        limit: Limit = _D.limit,
     ) -> BehaviorResult:  # type: ignore[valid-type]
         query = BehaviorQuery(
             analysis=analysis,

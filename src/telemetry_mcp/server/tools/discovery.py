@@ -15,19 +15,16 @@ def register(mcp: MCPServer[Any], app: App) -> None:
         mcp,
         title="Describe stored events",
         description=(
-            "Start here: what the store holds, so you know which values to ask the other tools about. "
-            "Returns total_events and the time span, and for event_types, names, components, services "
-            "(service + service_version pairs), platforms, frameworks and property_keys (top-level keys of "
-            "properties, usable as filter fields properties.<key>) the values with their event count and "
-            "first/last seen, most frequent first; each list is cut at limit (truncated, distinct). "
-            "Default: all time."
+            "Start here: what the store holds. total_events, the time span, and the event_types, names, "
+            "components, services (with versions), platforms, frameworks and property_keys (usable as "
+            "properties.<key>) with event counts and first/last seen, most frequent first."
         ),
     )
     def describe_events(
         since: Annotated[
-            str | None, Field(description="ISO date/datetime or relative (24h, 7d, 8w); default: all time")
+            str | None, Field(description="ISO date/datetime or relative; default all time")
         ] = None,
-        until: Annotated[str | None, Field(description="end (exclusive); default: no bound")] = None,
+        until: Annotated[str | None, Field(description="exclusive end; default none")] = None,
         limit: Limit = DEFAULT_LIMIT,
     ) -> discovery.CatalogResult:
         return discovery.run(app.store, since=since, until=until, limit=limit)

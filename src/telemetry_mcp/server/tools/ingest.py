@@ -24,6 +24,7 @@ class IngestResult(BaseModel):
     sampled_out: int = Field(description="events dropped by per-user sampling")
     redactions: int = Field(description="fields removed or values redacted by the privacy pipeline")
     summary: str
+    truncated: bool = Field(default=False, description="errors was cut to fit the answer budget")
 
 
 def to_result(report: IngestReport, received: int) -> IngestResult:
@@ -59,13 +60,12 @@ def register(mcp: MCPServer[Any], app: App) -> None:
         mcp,
         title="Ingest telemetry events",
         description=(
-            f"Submit 1..{limit:,} telemetry events. Each event is a flat object: event_type (required, "
-            "e.g. component_load, animation_play, performance, feature_used, command_executed, error), "
-            "timestamp (RFC 3339 or epoch ms; default now), name, component, user_id, session_id, severity, "
-            "duration_ms, value, unit, service, service_version, platform, os, framework, page, properties "
-            "(object for anything else), event_id (dedupe key). Unknown top-level fields are rejected. "
-            "Each event stands alone: bad ones are reported by index, good ones are stored. Privacy: "
-            "secrets and PII are removed or redacted, URLs anonymized, user ids hashed before storage."
+            "Submit telemetry events, each a flat object: event_type (required, e.g. component_load, "
+            "animation_play, performance, feature_used, error), timestamp (RFC 3339 or epoch ms; default "
+            "now), name, component, user_id, session_id, severity, duration_ms, value, unit, service, "
+            "service_version, platform, os, framework, page, properties (object: anything else), event_id "
+            "(dedupe key). Bad events are reported by index, the others stored. Secrets and PII are "
+            "removed, URLs anonymized, user ids hashed before storage."
         ),
         read_only=False,
         idempotent=True,
@@ -74,15 +74,11 @@ def register(mcp: MCPServer[Any], app: App) -> None:
         events: Annotated[
             # Items stay untyped here so one malformed event is reported by index, not the whole call.
             list[Any],
-            Field(description=f"1..{limit:,} event objects (see the tool description)"),
+            Field(description=f"1..{limit:,} event objects"),
         ],
-        service: Annotated[str | None, Field(description="default service for events that lack one")] = None,
-        service_version: Annotated[
-            str | None, Field(description="default service_version for events that lack one")
-        ] = None,
-        do_not_track: Annotated[
-            bool, Field(description="true: the whole batch is dropped, never stored")
-        ] = False,
+        service: Annotated[str | None, Field(description="for events that lack one")] = None,
+        service_version: Annotated[str | None, Field(description="for events that lack one")] = None,
+        do_not_track: Annotated[bool, Field(description="true: the batch is dropped, never stored")] = False,
     ) -> IngestResult:
         if not events:
             raise InvalidArgument(f"events is empty: send 1..{limit:,} event objects")

@@ -6,7 +6,7 @@ from mcp.server.mcpserver import MCPServer
 from pydantic import Field
 
 from telemetry_mcp.analytics import performance
-from telemetry_mcp.analytics.common import DEFAULT_LIMIT, Filter, Limit
+from telemetry_mcp.analytics.common import DEFAULT_LIMIT, Filters, Limit, Since, Timezone, Until
 from telemetry_mcp.server.app import App, tool
 
 BuiltinMetric = Literal["load_time", "fps", "frame_time", "render_time", "memory", "api_latency"]
@@ -17,55 +17,37 @@ def register(mcp: MCPServer[Any], app: App) -> None:
         mcp,
         title="Analyze performance",
         description=(
-            "Exact p50/p95/p99 (plus count, avg, min, max and error rate) of a performance metric per "
-            "group, worst p95 first. Metrics: load_time (duration_ms of component_load), api_latency "
-            "(duration_ms of api_call), fps, frame_time, render_time, memory, or any performance event "
-            "name (its value). For fps lower is worse. With compare, finds regressions: "
-            '{"baseline_version": "2.2.0", "candidate_version": "2.3.0"} compares two service versions '
-            'per group; {"previous_period": true} compares the range with the one before it. A group '
-            "regressed when p95 got worse by more than `threshold` (a fraction, default 0.10 = 10 %); "
-            "change_pct is a fraction too (0.38 = +38 %)."
+            "Exact p50/p95/p99, count, avg, min, max and error rate of a metric per group, worst p95 "
+            "first. load_time = duration_ms of component_load, api_latency = duration_ms of api_call, "
+            "others = value of performance events of that name; for fps lower is worse. compare gives "
+            "regressions per group (two service versions, or the range vs the one before): regressed "
+            "when p95 worsens by more than threshold (a fraction); change_pct is a percentage "
+            "(38.0 = +38 %)."
         ),
     )
     def analyze_performance(
         metric: Annotated[
             BuiltinMetric | str,
-            Field(
-                description="load_time, fps, frame_time, render_time, memory, api_latency, "
-                "or the name of performance events in the store"
-            ),
+            Field(description="a built-in metric or any performance event name"),
         ] = "load_time",
-        component: Annotated[
-            str | None, Field(description="only this component (must exist in the store)")
-        ] = None,
+        component: Annotated[str | None, Field(description="only this component (must exist)")] = None,
         group_by: Annotated[
             performance.GroupBy,
-            Field(
-                description="split by component (default), service_version (alias app_version), platform, "
-                "framework, or none"
-            ),
+            Field(description="app_version is an alias of service_version"),
         ] = "component",
-        since: Annotated[
-            str | None,
-            Field(description="range start: ISO date/datetime or relative (30m, 24h, 7d, 8w); default 7d"),
-        ] = None,
-        until: Annotated[str | None, Field(description="range end (exclusive); default now")] = None,
-        timezone: Annotated[str, Field(description="IANA timezone for dates without an offset")] = "UTC",
-        filters: Annotated[
-            list[Filter] | None, Field(description="conditions {field, op, value} that events must meet")
-        ] = None,
+        since: Since = None,
+        until: Until = None,
+        timezone: Timezone = "UTC",
+        filters: Filters = None,
         compare: Annotated[
             performance.Compare | None,
             Field(
-                description='two versions {"baseline_version": "2.2.0", "candidate_version": "2.3.0"} '
-                'or {"previous_period": true}'
+                description='{"baseline_version": "2.2.0", "candidate_version": "2.3.0"} or {"previous_period": true}'
             ),
         ] = None,
         threshold: Annotated[
             float,
-            Field(
-                ge=0, le=10, description="p95 worsening (fraction) beyond which a group counts as regressed"
-            ),
+            Field(ge=0, le=10, description="p95 worsening (a fraction) that counts as a regression"),
         ] = performance.DEFAULT_THRESHOLD,
         limit: Limit = DEFAULT_LIMIT,
     ) -> performance.PerformanceResult:

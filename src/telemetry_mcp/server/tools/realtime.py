@@ -15,20 +15,16 @@ def register(mcp: MCPServer[Any], app: App) -> None:
         mcp,
         title="Real-time stats and health",
         description=(
-            "What is happening right now (wall clock, UTC): active_users and active_sessions (an "
-            "event within the session timeout, 30 min by default; users are hashed user_ids, "
-            "anonymous events count per session), events in the last 1/5/15 minutes, and for the "
-            "chosen window events_per_second, error_rate (severity error/critical) and "
-            "top_event_types. Also ingest counters since the server started (received, accepted, "
-            "rejected, duplicates, dropped = do-not-track + sampled out), storage (total_events = "
-            "every stored event, oldest/newest event, database_bytes) and health (status, "
-            "uptime_seconds, version, duckdb_version)."
+            "What is happening now (UTC): active users and sessions (an event within the session "
+            "timeout), events in the last 1/5/15 minutes, and in the window events_per_second, "
+            "error_rate and top_event_types; ingest counters since start (dropped = do-not-track + "
+            "sampled out), storage (total_events, oldest/newest event, database_bytes), health."
         ),
     )
     def get_realtime_stats(
         window: Annotated[
             str,
-            Field(description="window for rate, error rate and top event types: 30s, 5m, 15m, 1h … (≤ 7d)"),
+            Field(description="30s, 5m, 1h … (at most 7d)"),
         ] = "5m",
         limit: Limit = DEFAULT_LIMIT,
     ) -> realtime.RealtimeResult:

@@ -25,24 +25,19 @@ def register(mcp: MCPServer[Any], app: App) -> None:
         mcp,
         title="Read-only SQL over events",
         description=(
-            "Run ONE read-only DuckDB SELECT (or WITH … SELECT, DESCRIBE events) over the table `events`; "
-            "for questions the other tools do not answer. Columns: " + EVENTS_COLUMNS + ". Only the events "
-            "table (and your CTEs) can be read: no other tables, system catalogs, file/network table "
-            "functions (read_csv, read_parquet, glob …), and no INSERT/UPDATE/DELETE/DROP/COPY/ATTACH/"
-            "PRAGMA/SET. Returns columns, rows (lists; timestamps ISO 8601 UTC, floats rounded to 4 "
-            f"decimals), row_count, truncated (more than limit rows, max {max_rows:,}, or over "
-            f"{app.settings.sql_max_bytes:,} characters). Queries are cancelled after "
+            "ONE read-only DuckDB SELECT (or WITH … SELECT, DESCRIBE events) over the table `events`, for "
+            "what the other tools do not answer. Columns: " + EVENTS_COLUMNS + ". Nothing else can be "
+            "read (no other tables, catalogs, files or network). Rows are lists (timestamps ISO 8601 UTC, "
+            "floats to 4 decimals); page with LIMIT/OFFSET. Cancelled after "
             f"{app.settings.query_timeout_seconds:g} s."
         ),
     )
     def run_sql(
         sql: Annotated[
             str,
-            Field(description="one SELECT statement, e.g. SELECT component, count(*) FROM events GROUP BY 1"),
+            Field(description="e.g. SELECT component, count(*) FROM events GROUP BY 1"),
         ],
-        limit: Annotated[
-            int, Field(ge=1, le=max_rows, description=f"max rows returned (1..{max_rows:,}, default 100)")
-        ] = min(100, max_rows),
+        limit: Annotated[int, Field(ge=1, le=max_rows, description="max rows returned")] = min(100, max_rows),
     ) -> sql_query.SqlResult:
         return sql_query.run(app.store, sql, limit)
 
