@@ -409,3 +409,18 @@ def test_sql_in_filter_values_is_only_ever_a_value(app: App) -> None:
 
 def rows_of(steps: Any) -> list[Row]:
     return rows(FunnelResult(steps=steps, overall_conversion=0.0, summary="", truncated=False))
+
+
+def test_an_exclusion_written_as_a_plain_string_means_that_event_type(app: App) -> None:
+    load(app, [ev("u1", "10:00:00"), click("u1", "10:10:00"), noise("u1", "10:15:00"), buy("u1", "10:20:00")])
+    shorthand = {"event": "warning", "from_step": 1, "to_step": 2}
+
+    dropped = funnel(app, steps=VIEW_CLICK_BUY, exclusions=[shorthand])
+
+    assert [s.users for s in dropped.steps] == [0, 0, 0]
+    assert (
+        dropped.model_dump()
+        == funnel(
+            app, steps=VIEW_CLICK_BUY, exclusions=[{**shorthand, "event": {"event_type": "warning"}}]
+        ).model_dump()
+    )

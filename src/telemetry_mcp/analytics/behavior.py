@@ -6,9 +6,9 @@ A new analysis is one module exposing `run(store, query) -> <pydantic result>` p
 from __future__ import annotations
 
 import importlib
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from telemetry_mcp.analytics.common import DEFAULT_LIMIT, MAX_LIMIT, Filter
 from telemetry_mcp.store import Store
@@ -49,12 +49,19 @@ class MilestoneSpec(StepSpec):
     target: str | None = Field(None, max_length=16, description="target time from the previous one, e.g. 10m")
 
 
+def _step_or_event_type(value: Any) -> Any:
+    """An exclusion's `event` written as a plain string means that event_type (as PostHog accepts)."""
+    return {"event_type": value} if isinstance(value, str) else value
+
+
 class Exclusion(BaseModel):
     """An event that must not happen between two funnel steps (0-based step indexes)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    event: StepSpec = Field(description="the excluded event")
+    event: Annotated[StepSpec, BeforeValidator(_step_or_event_type)] = Field(
+        description="an event_type string, or a step object"
+    )
     from_step: int = Field(ge=0, le=9, description="0-based index of the step after which it is excluded")
     to_step: int = Field(ge=1, le=9, description="0-based index of the step before which it is excluded")
 

@@ -167,6 +167,12 @@ def parse_range(
     now: datetime | None = None,
 ) -> TimeRange:
     """Resolve the common `since`/`until`/`timezone` arguments (default: the last 7 days)."""
+    for what, value in (("since", since), ("until", until)):
+        if value is not None and not value.strip():
+            raise InvalidArgument(
+                f"{what} is empty: give an ISO date or datetime (2026-11-01, 2026-11-01T12:00) or a relative "
+                f"time (30m, 24h, 7d, 8w), or leave {what} out for its default"
+            )
     zone = check_timezone(timezone)
     now = now or utcnow()
     end = parse_instant(until, zone, now, "until") if until else now

@@ -82,7 +82,7 @@ def bounds(
 ) -> tuple[datetime | None, datetime | None]:
     """since/until as naive UTC; since omitted = all time (no lower bound)."""
     now = now or utcnow()
-    if since:
+    if since is not None or (until is not None and not until.strip()):  # blanks are refused there
         tr = parse_range(since, until, "UTC", now=now)
         return tr.since, tr.until
     if until:
