@@ -90,13 +90,13 @@ async def test_weekly_adoption_rates_series_and_trends_over_complete_weeks(app: 
     keys = ("feature", "events", "users", "adoption_rate", "first_seen", "last_seen", "trend",
             "trend_change_pct", "deprecation_candidate")  # fmt: skip
     assert [tuple(f[k] for k in keys) for f in out["features"]] == [
-        # Button: slope of (0.5, 0.5, 0.55) = 0.025 per week; mean 0.51667 → 0.025 / 0.51667 = 0.0484.
-        ("Button", 31, 11, 0.55, "2026-09-15T10:00:00Z", "2026-09-29T10:00:00Z", "stable", 0.0484, False),
+        # Button: slope of (0.5, 0.5, 0.55) = 0.025 per week; mean 0.51667 → 0.025 / 0.51667 = 0.0484 → 4.84 %.
+        ("Button", 31, 11, 0.55, "2026-09-15T10:00:00Z", "2026-09-29T10:00:00Z", "stable", 4.84, False),
         # Ties on users (6) go to more events: 16 before 13.
-        # CommandPalette: slope of (0.1, 0.2, 0.3) = 0.1; mean 0.2 → +0.5 per week.
-        ("CommandPalette", 16, 6, 0.3, "2026-09-10T09:00:00Z", "2026-09-29T10:00:00Z", "up", 0.5, False),
-        # LegacyCarousel: slope -0.1, mean 0.2 → -0.5; adoption 0.3 is too high to be a deprecation candidate.
-        ("LegacyCarousel", 13, 6, 0.3, "2026-09-15T10:00:00Z", "2026-10-06T08:00:00Z", "down", -0.5, False),
+        # CommandPalette: slope of (0.1, 0.2, 0.3) = 0.1; mean 0.2 → +0.5 → 50.0 % per week.
+        ("CommandPalette", 16, 6, 0.3, "2026-09-10T09:00:00Z", "2026-09-29T10:00:00Z", "up", 50.0, False),
+        # LegacyCarousel: slope -0.1, mean 0.2 → -0.5 → -50.0 %; adoption 0.3 is too high to be a deprecation candidate.
+        ("LegacyCarousel", 13, 6, 0.3, "2026-09-15T10:00:00Z", "2026-10-06T08:00:00Z", "down", -50.0, False),
     ]
     assert series(out, "CommandPalette") == [
         ("2026-09-07", 4, 1.0), ("2026-09-14", 2, 0.1), ("2026-09-21", 4, 0.2), ("2026-09-28", 6, 0.3),
@@ -163,8 +163,8 @@ async def test_a_rare_fading_feature_is_a_deprecation_candidate(app: App, client
     assert all(p["complete"] for p in out["periods"]) and len(out["periods"]) == 3
     assert [(f["feature"], f["adoption_rate"], f["trend"], f["trend_change_pct"], f["deprecation_candidate"])
             for f in out["features"]] == [
-        ("Carousel", 0.25, "down", -0.25, False),
-        ("OldWidget", 0.025, "down", -0.75, True),
+        ("Carousel", 0.25, "down", -25.0, False),
+        ("OldWidget", 0.025, "down", -75.0, True),
     ]  # fmt: skip
     assert out["summary"] == (
         "Fastest fading: OldWidget (-75.0 % per week, adoption 2.5 %, deprecation candidate). "
@@ -247,7 +247,7 @@ async def test_sample_data_shows_command_palette_climbing_and_legacy_carousel_fa
     )
     by = {f["feature"]: f for f in out["features"]}
     assert (by["CommandPalette"]["trend"], by["LegacyCarousel"]["trend"]) == ("up", "down")
-    assert by["CommandPalette"]["trend_change_pct"] > 0.05 > -0.05 > by["LegacyCarousel"]["trend_change_pct"]
+    assert by["CommandPalette"]["trend_change_pct"] > 5.0 > -5.0 > by["LegacyCarousel"]["trend_change_pct"]
     assert out["summary"].startswith("Fastest climbing: CommandPalette")
     assert "Fastest fading: LegacyCarousel" in out["summary"]
     # The last four weeks (fixtures/README.md story 3): the carousel is gone from 2.3.0, a candidate.

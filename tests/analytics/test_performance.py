@@ -95,9 +95,9 @@ async def test_version_compare_flags_the_regression_and_not_exactly_ten_percent(
     load(app, RELEASES)
     out = await call(client, **WINDOW, compare={"baseline_version": "2.2.0", "candidate_version": "2.3.0"})
     assert [regression(r) for r in out["regressions"]] == [
-        ("LoaderSpinner", 5, 5, 300.0, 350.0, 480.0, 650.0, 0.3542, True),
-        ("Tooltip", 1, 1, 100.0, 110.0, 100.0, 110.0, 0.1, False),
-        ("Button", 2, 2, 21.0, 20.5, 21.9, 20.95, -0.0434, False),
+        ("LoaderSpinner", 5, 5, 300.0, 350.0, 480.0, 650.0, 35.4167, True),
+        ("Tooltip", 1, 1, 100.0, 110.0, 100.0, 110.0, 10.0, False),
+        ("Button", 2, 2, 21.0, 20.5, 21.9, 20.95, -4.3379, False),
     ]
     assert out["compare"] == {
         "mode": "versions", "baseline": "2.2.0", "candidate": "2.3.0",
@@ -178,8 +178,8 @@ async def test_previous_period_compare_treats_lower_fps_as_worse(app: App, clien
     load(app, FPS)
     out = await call(client, **WINDOW, metric="fps", compare={"previous_period": True})
     assert [regression(r) for r in out["regressions"]] == [
-        ("Carousel", 2, 2, 59.0, 51.0, 59.9, 51.9, -0.1336, True),
-        ("Chart", 1, 2, 40.0, 40.0, 40.0, 49.0, 0.225, False),
+        ("Carousel", 2, 2, 59.0, 51.0, 59.9, 51.9, -13.3556, True),
+        ("Chart", 1, 2, 40.0, 40.0, 40.0, 49.0, 22.5, False),
     ]
     assert out["compare"]["baseline_since"] == "2026-09-24T00:00:00Z"
     assert out["compare"]["baseline_until"] == "2026-10-01T00:00:00Z"
@@ -284,6 +284,6 @@ async def test_sample_data_shows_the_loader_spinner_regression_in_2_3_0(app: App
     worst = out["regressions"][0]
     assert worst["key"] == "LoaderSpinner"
     assert worst["regressed"] is True
-    assert 0.25 < worst["change_pct"] < 0.6
+    assert 25.0 < worst["change_pct"] < 60.0
     assert out["summary"].startswith("LoaderSpinner load_time p95 rose ")
     assert "from 2.2.0 to 2.3.0" in out["summary"]

@@ -7,8 +7,8 @@ or one period of the series.
 
 Trend: the least-squares slope of the per-period adoption rate over the *complete* periods (those
 lying entirely inside [since, until)), divided by their mean rate. `trend_change_pct` is that
-normalized slope, a fraction per period: 0.12 means the rate grows by 12 % of its mean each period.
-At or above +0.05 the trend is "up", at or below -0.05 "down", otherwise "stable"; with fewer than 3
+normalized slope in percent per period: 12.0 means the rate grows by 12 % of its mean each period.
+The normalized slope (a fraction) at or above +0.05 the trend is "up", at or below -0.05 "down", otherwise "stable"; with fewer than 3
 complete periods it is "insufficient_data" (and trend_change_pct null). A complete period without any
 active user has no rate and is left out of the fit. A partial first or last period still appears in the
 series (its counts cover only the part inside the range) but never steers the trend.
@@ -84,8 +84,8 @@ class FeatureAdoption(BaseModel):
     series: list[SeriesPoint]
     trend: Trend
     trend_change_pct: float | None = Field(
-        description="slope of the per-period adoption rate over complete periods / its mean: a fraction per "
-        "period (0.1 = +10 % of the mean rate each period); null when insufficient_data"
+        description="slope of the per-period adoption rate over complete periods / its mean, in percent per "
+        "period (10.0 = +10 % of the mean rate each period); null when insufficient_data"
     )
     deprecation_candidate: bool = Field(description="adoption_rate < 0.05 and trend down")
 
@@ -224,7 +224,7 @@ def run(store: Store, q: AdoptionQuery) -> AdoptionResult:
             last_seen=iso_utc(last),
             series=series,
             trend=trend,
-            trend_change_pct=change,
+            trend_change_pct=None if change is None else r4(change * 100),
             deprecation_candidate=adoption < DEPRECATION_RATE and trend == "down",
         )
 
@@ -293,4 +293,4 @@ def summarize(r: AdoptionResult, n_total: int) -> str:
 
 
 def _signed(x: float | None) -> str:
-    return "n/a" if x is None else f"{x * 100:+.1f} %"
+    return "n/a" if x is None else f"{x:+.1f} %"

@@ -6,8 +6,8 @@ with a value (NULL values are not samples). error_rate = error/critical events o
 all events of that key in range (every event type, not only the metric's).
 
 Comparisons (`compare`): two service versions (per group, in the same range) or this range against
-the equally long range right before it. change_pct is the relative change of p95 as a fraction
-(0.38 = +38 %); a group regressed when p95 got worse by more than `threshold` (default 0.10):
+the equally long range right before it. change_pct is the relative change of p95 in percent
+(38.0 = +38 %, as the name says); a group regressed when p95 got worse by more than `threshold` (default 0.10):
 higher for time-like metrics, lower for fps.
 """
 
@@ -154,7 +154,7 @@ class Regression(BaseModel):
     baseline_p95: float | None
     candidate_p95: float | None
     change_pct: float | None = Field(
-        description="relative change of p95 as a fraction (0.38 = +38 %); null when the baseline p95 is 0"
+        description="relative change of p95 in percent (38.0 = +38 %); null when the baseline p95 is 0"
     )
     regressed: bool = Field(description="p95 worse by more than the threshold (lower is worse for fps)")
 
@@ -386,7 +386,7 @@ def _regression(row: dict[str, Any], q: PerformanceQuery, m: MetricDef) -> Regre
         candidate_p50=r4(qc[0]),
         baseline_p95=b95,
         candidate_p95=c95,
-        change_pct=ch,
+        change_pct=None if ch is None else r4((qc[1] - qb[1]) / qb[1] * 100),
         regressed=is_regressed(qb[1], qc[1], ch, q.threshold, m.higher_is_better),
     )
 
@@ -447,7 +447,7 @@ def summarize(
         worst = regressions[0] if regressions else None
         if worst is not None and worst.regressed:
             verb = "fell" if (worst.change_pct or 0) < 0 else "rose"
-            amount = pct(abs(worst.change_pct)) if worst.change_pct is not None else "from 0"
+            amount = pct(abs(worst.change_pct) / 100) if worst.change_pct is not None else "from 0"
             parts.append(
                 f"{_subject(q, worst.key)} p95 {verb} {amount} {span} "
                 f"(p95 {_fmt(worst.baseline_p95, None)} → {_fmt(worst.candidate_p95, unit)})."
@@ -459,7 +459,7 @@ def summarize(
             parts.append(
                 f"No {q.metric} p95 regression beyond {pct(q.threshold)} {span} "
                 f"across {_n(compared, 'group')}; "
-                f"largest change: {_subject(q, worst.key)} {_signed(worst.change_pct)} "
+                f"largest change: {_subject(q, worst.key)} {_signed(None if worst.change_pct is None else worst.change_pct / 100)} "
                 f"(p95 {_fmt(worst.baseline_p95, None)} → {_fmt(worst.candidate_p95, unit)})."
             )
         else:
