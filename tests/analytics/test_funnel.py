@@ -366,7 +366,6 @@ def test_an_empty_funnel_says_so(app: App) -> None:
     [
         ({"steps": [{"event_type": "page_view"}]}, "needs `steps`: 2 to 10"),
         ({"steps": None}, "needs `steps`: 2 to 10"),
-        ({"steps": [{"event_type": "page_veiw"}, {"event_type": "page_view"}]}, 'did you mean "page_view"'),
         ({"conversion_window": "2 fortnights"}, "is not a duration"),
         ({"conversion_window": "400d"}, "out of bounds"),
         (
@@ -424,3 +423,30 @@ def test_an_exclusion_written_as_a_plain_string_means_that_event_type(app: App) 
             app, steps=VIEW_CLICK_BUY, exclusions=[{**shorthand, "event": {"event_type": "warning"}}]
         ).model_dump()
     )
+
+
+def test_a_step_of_a_never_seen_event_type_answers_zero_there_with_a_warning(app: App) -> None:
+    load(app, [ev("u1", "10:00:00"), click("u1", "10:10:00"), ev("u2", "10:00:00")])
+    steps = [*VIEW_CLICK, {"event_type": "step_three"}]
+
+    result = funnel(app, steps=steps)
+
+    assert rows(result) == [
+        (2, 1.0, 1.0, 0, None, None),
+        (1, 0.5, 0.5, 1, 600.0, 600.0),
+        (0, 0.0, 0.0, 1, None, None),
+    ]
+    assert result.overall_conversion == 0.0
+    assert result.warnings == ['step 2 event_type "step_three" matches no stored event']
+    assert result.summary.startswith('Warning: step 2 event_type "step_three" matches no stored event. ')
+
+
+def test_a_misspelt_step_gets_a_did_you_mean_in_the_warning_and_the_summary(app: App) -> None:
+    load(app, [ev("u1", "10:00:00"), click("u1", "10:10:00")])
+
+    result = funnel(app, steps=[{"event_type": "page_veiw"}, VIEW_CLICK[1]])
+
+    assert [s.users for s in result.steps] == [0, 0]
+    expected = 'step 0 event_type "page_veiw" matches no stored event — did you mean "page_view"?'
+    assert result.warnings == [expected]
+    assert result.summary.startswith(f"Warning: {expected} ")

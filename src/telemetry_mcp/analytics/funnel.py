@@ -35,7 +35,7 @@ from telemetry_mcp.analytics.common import (
     rate,
     sessionized,
 )
-from telemetry_mcp.errors import InvalidArgument, unknown
+from telemetry_mcp.errors import InvalidArgument, did_you_mean
 from telemetry_mcp.store import Store
 
 MIN_STEPS, MAX_STEPS = 2, 10
@@ -80,6 +80,7 @@ class FunnelResult(BaseModel):
     )
     summary: str
     truncated: bool = Field(description='true when breakdown values beyond `limit` were merged into "other"')
+    warnings: list[str] = Field(default_factory=list, description="steps or exclusions that match nothing")
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,7 @@ class FunnelSpec:
     filters: list[Filter] | None
     limit: int
     session_timeout_minutes: float
+    warnings: tuple[str, ...] = ()
 
     @property
     def n(self) -> int:
@@ -155,10 +157,17 @@ def prepare(store: Store, query: BehaviorQuery) -> FunnelSpec:
     for spec in [*steps, *(ex.event for ex in exclusions)]:
         compile_filters(spec.filters, probe)
     compile_filters(query.filters, probe)
+    # A step or exclusion that matches nothing is an answer (zeros there), not an error, as in PostHog.
     known = {r[0] for r in store.fetch("SELECT DISTINCT event_type FROM events")}
-    for spec in [*steps, *(ex.event for ex in exclusions)]:
-        if spec.event_type not in known:
-            raise unknown("event_type", spec.event_type, known)
+    named = [(f"step {i}", s) for i, s in enumerate(steps)] + [
+        (f"exclusion {j}", ex.event) for j, ex in enumerate(exclusions)
+    ]
+    warnings = [
+        f'{where} event_type "{spec.event_type}" matches no stored event'
+        + (did_you_mean(spec.event_type, sorted(known)) or "")
+        for where, spec in named
+        if spec.event_type not in known
+    ]
     if query.order == "unordered":
         labels = [f"completed {i + 1} step{'s' if i else ''}" for i in range(len(steps))]
     else:
@@ -176,6 +185,7 @@ def prepare(store: Store, query: BehaviorQuery) -> FunnelSpec:
         filters=query.filters,
         limit=query.limit,
         session_timeout_minutes=store.settings.session_timeout_minutes,
+        warnings=tuple(warnings),
     )
 
 
@@ -485,6 +495,9 @@ def run(store: Store, query: BehaviorQuery) -> FunnelResult:
         ]
         truncated = any(r["is_other"] for r in groups)
     summary = describe(spec, steps)
+    if spec.warnings:
+        notes = (f"Warning: {w}" + ("" if w.endswith("?") else ".") for w in spec.warnings)
+        summary = " ".join(notes) + " " + summary
     if breakdown:
         real = [b for b in breakdown if b.other_values is None and b.steps[0].users]
         if len(real) > 1:
@@ -503,4 +516,5 @@ def run(store: Store, query: BehaviorQuery) -> FunnelResult:
         breakdown=breakdown,
         summary=clip(summary),
         truncated=truncated,
+        warnings=list(spec.warnings),
     )
