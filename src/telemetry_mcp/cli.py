@@ -50,8 +50,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"telemetry-mcp {__version__}")
     sub = parser.add_subparsers(dest="command")
-    serve = sub.add_parser("serve", parents=[common], help="serve MCP (stdio, or Streamable HTTP at /mcp)")
-    serve.add_argument("--transport", choices=["stdio", "http"], default="stdio")
+    serve = sub.add_parser(
+        "serve",
+        parents=[common],
+        help="run the service: MCP (Streamable HTTP) at /mcp, the collector, /health, /ready, /metrics",
+    )
+    serve.add_argument(
+        "--transport",
+        choices=["stdio", "http"],
+        default="http",
+        help="http (default): the service; stdio: as no command",
+    )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     imp = sub.add_parser("import", parents=[common], help="load JSONL / JSON / CSV / Parquet files")
@@ -83,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         if args.command == "import":
             return _import(settings, args.files, quiet=args.quiet)
-        transport = getattr(args, "transport", "stdio")
+        transport = getattr(args, "transport", "stdio") if args.command == "serve" else "stdio"
         from telemetry_mcp.server.run import serve
 
         serve(settings, transport, getattr(args, "host", "127.0.0.1"), getattr(args, "port", 8000))

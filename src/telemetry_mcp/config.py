@@ -63,6 +63,13 @@ class Settings(BaseModel):
         default_factory=lambda: os.cpu_count() or 2, ge=1, le=256, description="DuckDB worker threads"
     )
     memory_limit: str = Field("1GB", description="DuckDB memory limit, e.g. 1GB or 512MB")
+    # the service (SPEC section 8)
+    write_key: str | None = Field(
+        None, description="collector write key (default: generated once per store, printed at start)"
+    )
+    token: str | None = Field(
+        None, description="bearer token for /mcp and read endpoints; required to listen beyond loopback"
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("WARNING", description="stderr log level")
 
     @field_validator("salt")
@@ -76,6 +83,15 @@ class Settings(BaseModel):
             raise ValueError("must be hexadecimal (e.g. 32 hex characters)") from None
         if len(raw) < 8:
             raise ValueError("must be at least 16 hex characters (8 bytes)")
+        return v
+
+    @field_validator("write_key", "token")
+    @classmethod
+    def _secret_shape(cls, v: str | None) -> str | None:
+        if v is None or v == "":
+            return None
+        if len(v) < 8 or any(c.isspace() for c in v):
+            raise ValueError("must be at least 8 characters with no spaces")
         return v
 
     @field_validator("memory_limit")

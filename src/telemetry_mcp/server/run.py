@@ -1,4 +1,4 @@
-"""Serving: open the store first (fail fast on a lock), then run the chosen transport."""
+"""Serving: stdio (the default) or the HTTP service, on a store that may be shared with others."""
 
 from __future__ import annotations
 
@@ -19,17 +19,22 @@ async def _serve_stdio(mcp: MCPServer[Any], max_bytes: int) -> None:
 
 
 def serve(settings: Settings, transport: str = "stdio", host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Serve MCP until the client goes away (stdio) or the process is stopped (http)."""
-    app = open_app(settings)
+    """Serve MCP until the client goes away (stdio) or the process is stopped (the HTTP service).
+
+    A file store is shared: the first process owns it, the others reach the owner (service/process.py).
+    """
+    if transport == "http":
+        from telemetry_mcp.service.process import run_serve
+
+        run_serve(settings, host, port)
+        return
+    if not settings.is_memory:
+        from telemetry_mcp.service.process import run_stdio
+
+        run_stdio(settings)
+        return
+    app = open_app(settings)  # :memory: is private to this process: nothing to share
     try:
-        mcp = build_server(app)
-        if transport == "http":
-            anyio.run(
-                lambda: mcp.run_streamable_http_async(
-                    host=host, port=port, max_request_body_size=settings.max_request_bytes
-                )
-            )
-        else:
-            anyio.run(_serve_stdio, mcp, settings.max_request_bytes)
+        anyio.run(_serve_stdio, build_server(app), settings.max_request_bytes)
     finally:
         app.store.close()

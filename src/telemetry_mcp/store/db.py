@@ -6,7 +6,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -161,6 +161,20 @@ class Store:
             raise RuntimeError(f"store {self.path} has no {key!r} in meta")
         return str(row[0])
 
+    def meta_value(self, key: str, default: Callable[[], str]) -> str:
+        """A value kept in the store (e.g. the collector's write key): created once from `default`."""
+        with self.write_lock:
+            cur = self.cursor()
+            try:
+                row = cur.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+                if row is not None:
+                    return str(row[0])
+                value = default()
+                cur.execute("INSERT INTO meta VALUES (?, ?)", [key, value])
+                return value
+            finally:
+                cur.close()
+
     def take_seq(self, n: int) -> int:
         """Reserve n arrival-order numbers; call with write_lock held."""
         start = self._next_seq
@@ -233,6 +247,24 @@ class Store:
         base = Path(self.path).expanduser()
         wal = base.with_name(base.name + ".wal")
         return sum(p.stat().st_size for p in (base, wal) if p.exists())
+
+    def probe_writable(self) -> None:
+        """Raise unless the store accepts a write now (a no-op transaction that touches meta)."""
+        with self.write_lock:
+            cur = self.cursor()
+            try:
+                cur.execute("UPDATE meta SET value = value WHERE key = 'created_at'")
+            finally:
+                cur.close()
+
+    def total_events(self) -> int:
+        """Events stored (DuckDB keeps the count: no scan)."""
+        cur = self.cursor()
+        try:
+            row = cur.execute("SELECT count(*) FROM events").fetchone()
+        finally:
+            cur.close()
+        return int(row[0]) if row else 0
 
     def checkpoint(self) -> None:
         self._con.cursor().execute("CHECKPOINT")

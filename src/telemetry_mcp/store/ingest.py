@@ -428,6 +428,42 @@ class Ingestor:
             page, _ = scrub_text(page)
         return page
 
+    def commit_group(self, group: Sequence[Prepared]) -> list[IngestReport]:
+        """Store several prepared batches in one transaction (group commit); one report per batch.
+
+        The HTTP collector gathers the batches of concurrent requests here: one commit instead of one
+        per request. An event_id repeated across the batches is stored once (for the first batch).
+        """
+        if len(group) == 1:
+            return [self.commit(group[0])]
+        parts: list[pa.Table] = []
+        for k, p in enumerate(group):
+            if p.table is not None and p.table.num_rows:
+                parts.append(p.table.append_column("_part", pa.array(np.full(p.table.num_rows, k, np.int32))))
+        reports = [p.report for p in group]
+        counts = np.zeros(len(group), np.int64)
+        if parts:
+            combined = pa.concat_tables(parts)
+            ids = combined.column("event_id").to_pylist()
+            seen: set[str] = set()
+            keep: list[bool] = []
+            for event_id in ids:
+                keep.append(event_id not in seen)
+                seen.add(event_id)
+            if not all(keep):
+                combined = combined.filter(pa.array(keep))
+            merged = Prepared(IngestReport(), combined, max(p.received_at for p in group), 0)
+            stored = self._write(merged, None)
+            if stored is not None:
+                counts = np.bincount(stored.column("_part").to_numpy(), minlength=len(group))
+        for k, p in enumerate(group):
+            report = reports[k]
+            rows = p.table.num_rows if p.table is not None else 0
+            report.accepted = int(counts[k])
+            report.duplicates += rows - report.accepted
+            self._count(p, report)
+        return reports
+
     def commit(
         self, prepared: Prepared, after: Callable[[duckdb.DuckDBPyConnection], None] | None = None
     ) -> IngestReport:
@@ -438,10 +474,15 @@ class Ingestor:
         report = prepared.report
         inserted = 0
         if prepared.table is not None or after is not None:
-            inserted = self._write(prepared, after)
+            stored = self._write(prepared, after)
+            inserted = stored.num_rows if stored is not None else 0
         if prepared.table is not None:
             report.duplicates += prepared.table.num_rows - inserted
         report.accepted = inserted
+        self._count(prepared, report)
+        return report
+
+    def _count(self, prepared: Prepared, report: IngestReport) -> None:
         self.store.counters.add(
             received=prepared.received,
             accepted=report.accepted,
@@ -450,9 +491,11 @@ class Ingestor:
             dropped_dnt=report.dropped_dnt,
             sampled_out=report.sampled_out,
         )
-        return report
 
-    def _write(self, prepared: Prepared, after: Callable[[duckdb.DuckDBPyConnection], None] | None) -> int:
+    def _write(
+        self, prepared: Prepared, after: Callable[[duckdb.DuckDBPyConnection], None] | None
+    ) -> pa.Table | None:
+        """Insert the rows not stored yet; return them (None when there were none)."""
         table = prepared.table
         with self.store.write_lock:
             id_set = self.store.id_hashes()
@@ -484,10 +527,10 @@ class Ingestor:
             finally:
                 cur.close()
             if table is None or not table.num_rows:
-                return 0
+                return None
             id_set.add(hashes)
             self.store.catalog_committed(new_values)
-            return int(table.num_rows)
+            return table
 
     @staticmethod
     def _new_rows(cur: Any, table: pa.Table, id_set: Any) -> tuple[pa.Table | None, Any]:
