@@ -192,3 +192,14 @@ def test_a_lone_surrogate_escape_is_left_to_per_event_validation() -> None:
     assert decode(b'[{"event": "a", "properties": {"s": "\\ud800"}}]') == [
         {"event": "a", "properties": {"s": "\ud800"}}
     ]
+
+
+def test_a_json_body_labelled_as_a_form_as_curl_sends_it_is_read_as_json() -> None:
+    payload = decode_body(
+        b'{"api_key": "k", "batch": []}',
+        content_type="application/x-www-form-urlencoded",
+        content_encoding=None,
+        query={},
+        max_decoded_bytes=1024,
+    )
+    assert payload == {"api_key": "k", "batch": []}

@@ -50,7 +50,9 @@ def decode_body(
 
     hint = (query.get("compression") or "").strip().lower()
     mime = (content_type or "").split(";", 1)[0].strip().lower()
-    if mime == "application/x-www-form-urlencoded" or data.startswith(b"data="):
+    # `curl -d '{...}'` labels a JSON body as a form: JSON text is read as JSON whatever the label.
+    looks_json = data.lstrip()[:1] in (b"{", b"[")
+    if (mime == "application/x-www-form-urlencoded" and not looks_json) or data.startswith(b"data="):
         data, form_hint = _form_data(data)
         hint = form_hint or hint
 
