@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -27,7 +28,7 @@ from telemetry_mcp.server.stdio import guarded_stdio
 from telemetry_mcp.service.bridge import Bridge, to_session_message
 from telemetry_mcp.service.context import is_loopback
 from telemetry_mcp.service.owner import OwnerInfo, is_live, pid_alive, read_owner, try_open
-from telemetry_mcp.service.runner import Service, bind, listen_address
+from telemetry_mcp.service.runner import Service, bind, listen_address, run_until_signal
 from telemetry_mcp.store import Store
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ def run_serve(settings: Settings, host: str, port: int) -> None:
     try:
         service = Service(settings, store, kind="serve", sock=sock, host=host)
         service.announce()
-        anyio.run(service.run)
+        anyio.run(run_until_signal, service.run, service.stop)
     finally:
         store.close()
 
@@ -197,13 +198,26 @@ class StdioProcess:
 
                 async with anyio.create_task_group() as tg:
                     self._tg = tg
+                    finished = anyio.Event()
+
+                    async def pump() -> None:
+                        async for item in read_stream:
+                            if isinstance(item, Exception):
+                                continue
+                            raw = item.message.model_dump(by_alias=True, exclude_unset=True, mode="json")
+                            tg.start_soon(_guarded, bridge.handle, raw, emit)
+                        finished.set()  # the client has gone
+
+                    async def on_signal() -> None:
+                        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                            async for _ in signals:
+                                finished.set()
+
                     tg.start_soon(self._watch)
-                    async for item in read_stream:
-                        if isinstance(item, Exception):
-                            continue
-                        raw = item.message.model_dump(by_alias=True, exclude_unset=True, mode="json")
-                        tg.start_soon(_guarded, bridge.handle, raw, emit)
-                    # The client has gone: hand back the store cleanly (commits drained), then stop.
+                    tg.start_soon(pump)
+                    tg.start_soon(on_signal)
+                    await finished.wait()
+                    # Hand back the store cleanly (commits drained, owner file withdrawn), then stop.
                     if self.service is not None:
                         await self.service.release()
                         with anyio.move_on_after(10):

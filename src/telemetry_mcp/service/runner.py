@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import socket
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 import anyio
 import uvicorn
@@ -50,6 +52,32 @@ def url_of(sock: socket.socket, host: str) -> str:
     return f"http://{shown}:{port}"
 
 
+class _Server(uvicorn.Server):
+    """uvicorn without its signal handlers: the process decides what a signal stops (see `run_until_signal`).
+
+    uvicorn re-raises a captured SIGTERM once it has stopped, which would kill the process before the
+    store is released and the owner file withdrawn.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def run_until_signal(main: Callable[[], Awaitable[None]], on_signal: Callable[[], None]) -> None:
+    """Run `main`; SIGINT / SIGTERM call `on_signal` (which makes `main` finish cleanly)."""
+    async with anyio.create_task_group() as tg:
+
+        async def watch() -> None:
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for _ in signals:
+                    on_signal()
+
+        tg.start_soon(watch)
+        await main()
+        tg.cancel_scope.cancel()
+
+
 class Service:
     """The owner's HTTP side. Construct with the store open; `run()` serves until `stop()`."""
 
@@ -68,7 +96,8 @@ class Service:
         self.host = host
         self.sock = sock
         self.app = App(settings=settings, store=store, ingestor=Ingestor(store))
-        write_key = settings.write_key or store.meta_value("write_key", new_write_key)
+        # The key in effect is kept in the store, so that a successor owner accepts the same senders.
+        write_key = store.meta_value("write_key", new_write_key, set_to=settings.write_key)
         self.owner = OwnerInfo.new(url_of(sock, host), kind)
         self.committer = Committer(self.app.ingestor)
         self.ctx = ServiceContext(
@@ -79,7 +108,7 @@ class Service:
             metrics=ServiceMetrics(lambda: self.ctx.store_gauges()),
         )
         asgi = build_app(self.ctx, host, extra_routes=self._admin_routes(on_yield))
-        self.server = uvicorn.Server(
+        self.server = _Server(
             uvicorn.Config(
                 asgi,
                 log_level="warning",

@@ -161,11 +161,15 @@ class Store:
             raise RuntimeError(f"store {self.path} has no {key!r} in meta")
         return str(row[0])
 
-    def meta_value(self, key: str, default: Callable[[], str]) -> str:
-        """A value kept in the store (e.g. the collector's write key): created once from `default`."""
+    def meta_value(self, key: str, default: Callable[[], str], *, set_to: str | None = None) -> str:
+        """A value kept in the store (e.g. the collector's write key): created once from `default`,
+        or replaced by `set_to` when given."""
         with self.write_lock:
             cur = self.cursor()
             try:
+                if set_to is not None:
+                    cur.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, set_to])
+                    return set_to
                 row = cur.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
                 if row is not None:
                     return str(row[0])
