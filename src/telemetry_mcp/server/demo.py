@@ -4,9 +4,12 @@ server over stdio and show what every tool answers. No AI client or configuratio
 from __future__ import annotations
 
 import asyncio
+import base64
 import importlib
 import json
 import os
+import socket
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -106,6 +109,114 @@ async def _show(db: str, out: Any) -> int:
     return failures
 
 
+DEMO_WRITE_KEY = "demo-write-key"
+
+
+def _collector_calls(run: str) -> list[tuple[str, str, dict[str, str], dict[str, Any]]]:
+    """One request per wire format, as the SDKs send them (what `demo` shows the collector doing)."""
+    basic = "Basic " + base64.b64encode(f"{DEMO_WRITE_KEY}:".encode()).decode()
+    return [
+        ("PostHog", "/batch/", {}, {"api_key": DEMO_WRITE_KEY, "batch": [
+            {"event": "$pageview", "distinct_id": f"{run}-ph", "properties": {"$current_url": "https://app.example/docs/42?tab=api"}},
+            {"event": "component_load", "distinct_id": f"{run}-ph", "properties": {"component": "DataGrid", "duration_ms": 41}},
+        ]}),
+        ("Segment", "/v1/batch", {"authorization": basic}, {"batch": [
+            {"type": "track", "event": "Export Clicked", "userId": f"{run}-seg", "properties": {"component": "ExportButton"}},
+            {"type": "page", "name": "Pricing", "userId": f"{run}-seg", "properties": {"path": "/pricing"}},
+        ]}),
+        ("Amplitude", "/2/httpapi", {}, {"api_key": DEMO_WRITE_KEY, "events": [
+            {"event_type": "command_executed", "user_id": f"{run}-amp", "event_properties": {"component": "deploy", "duration_ms": 930}},
+        ]}),
+        ("ours", "/api/v1/events", {"authorization": f"Bearer {DEMO_WRITE_KEY}"}, {"service": "demo-cli", "events": [
+            {"event_type": "feature_used", "name": "dark_mode", "user_id": f"{run}-ours"},
+        ]}),
+    ]  # fmt: skip
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _show_service(db: str, out: Any) -> int:
+    """`telemetry-mcp serve` on the demo store: the SDKs' wire formats in, a stdio server reaching it."""
+    import httpx
+    from mcp import Client, StdioServerParameters
+
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TELEMETRY_MCP_DB")}
+    cmd = [
+        sys.executable,
+        "-m",
+        "telemetry_mcp",
+        "serve",
+        "--db",
+        db,
+        "--port",
+        str(port),
+        "--write-key",
+        DEMO_WRITE_KEY,
+    ]
+    proc = subprocess.Popen(
+        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
+    )
+    url = f"http://127.0.0.1:{port}"
+    failures = 0
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=30, trust_env=False) as http:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if (await http.get("/ready")).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+                    print(f"   ERROR: telemetry-mcp serve did not start: {err.strip()[-500:]}", file=out)
+                    return 1
+                await asyncio.sleep(0.05)
+            print(
+                f"\n── telemetry-mcp serve --port {port}: MCP at {url}/mcp, the collector beside it", file=out
+            )
+            for name in ("/health", "/ready"):
+                print(f"   GET {name} → {(await http.get(name)).text}", file=out)
+            run = f"demo-{int(time.time())}"
+            for label, path, headers, body in _collector_calls(run):
+                r = await http.post(path, json=body, headers=headers)
+                failures += r.status_code != 200
+                print(f"   {label:9} POST {path:16} → {r.status_code} {r.text[:160]}", file=out)
+            metrics = [
+                line for line in (await http.get("/metrics")).text.splitlines()
+                if line.startswith(("telemetry_events_accepted_total", "telemetry_store_events"))
+            ]  # fmt: skip
+            print("   GET /metrics → " + "; ".join(metrics), file=out)
+        # A stdio server on the same store does not fail on the lock: it reaches the owner.
+        params = StdioServerParameters(
+            command=sys.executable, args=["-m", "telemetry_mcp", "--db", db], env=env
+        )
+        async with Client(params) as client:
+            sql = "SELECT event_type, component, page, user_id FROM events ORDER BY seq DESC LIMIT 6"
+            result = await client.call_tool("run_sql", {"sql": sql})
+            failures += bool(result.is_error)
+            summary = (result.structured_content or {}).get("summary", "")
+            print(
+                f"── a stdio telemetry-mcp on the same store reaches the owner: run_sql → {summary}", file=out
+            )
+            for row in (result.structured_content or {}).get("rows", [])[:6]:
+                print(f"   {row}", file=out)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        if proc.stderr is not None:
+            proc.stderr.close()
+    return failures
+
+
 def run_demo(overrides: dict[str, Any], data: Path | None) -> int:
     """Entry point of `telemetry-mcp demo`. Uses its own demo store unless --db is given."""
     explicit_db = overrides.get("db") or os.environ.get("TELEMETRY_MCP_DB")
@@ -122,5 +233,6 @@ def run_demo(overrides: dict[str, Any], data: Path | None) -> int:
     accepted, rejected, seconds = load_demo(settings, source)
     print(f"Loaded {accepted:,} events ({rejected:,} rejected) in {seconds:.1f} s.", flush=True)
     failures = asyncio.run(_show(db, sys.stdout))
+    failures += asyncio.run(_show_service(db, sys.stdout))
     print(f"Demo store kept at {db}. Point your MCP client at it with --db {db}.")
     return 1 if failures else 0
