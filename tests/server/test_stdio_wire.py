@@ -76,10 +76,11 @@ def test_hostile_lines_get_a_json_rpc_error_and_the_server_keeps_serving(tmp_pat
         server.initialize()
         deep = "[" * 5000 + "]" * 5000
         cases = {
-            "nested too deeply": '{"jsonrpc":"2.0","id":"deep","method":"tools/call","params":{"name":'
-            '"ingest_events","arguments":{"events":[{"event_type":"x","properties":{"a":' + deep + "}}]}}}",
+            "nested too deeply": '{"jsonrpc":"2.0","id":"deep","method":"tools/list","params":{"x":'
+            + deep
+            + "}}",
             "lone UTF-16 surrogate": '{"jsonrpc":"2.0","id":"sur","method":"tools/call","params":{"name":'
-            '"ingest_events","arguments":{"events":[{"event_type":"x","name":"\\ud800"}]}}}',
+            '"describe_events","arguments":{"since":"\\ud800"}}}',
             "exceeds the limit of 200,000 bytes": '{"jsonrpc":"2.0","id":"big","method":"tools/call","params":'
             '{"name":"ingest_events","arguments":{"events":[{"event_type":"x","name":"'
             + "a" * 300_000
@@ -93,6 +94,33 @@ def test_hostile_lines_get_a_json_rpc_error_and_the_server_keeps_serving(tmp_pat
             assert expected in reply["error"]["message"], reply
         ok = server.call("ingest_events", {"events": [{"event_type": "still_alive"}]})
         assert ok["result"]["structuredContent"]["accepted"] == 1
+
+
+def test_one_event_nested_1000_deep_and_one_lone_surrogate_are_rejected_alone_in_a_1000_event_batch(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "w.duckdb"
+    events = [json.dumps(e) for e in _events(1000, "w")]
+    events[10] = '{"event_type":"x","properties":{"a":' + "[" * 1000 + "]" * 1000 + "}}"
+    events[500] = '{"event_type":"x","name":"\\ud800 broken"}'
+    line = (
+        '{"jsonrpc":"2.0","id":"mixed","method":"tools/call","params":{"name":"ingest_events",'
+        '"arguments":{"events":[' + ",".join(events) + "]}}}"
+    )
+    with RawServer(db) as server:
+        server.initialize()
+        server.send_line(line.encode())
+        reply = server.read(timeout=60)
+        answer = reply["result"]["structuredContent"]
+        assert (answer["accepted"], answer["rejected"]) == (998, 2)
+        assert answer["errors"] == [
+            {"index": 10, "reason": "properties: nested deeper than 32 levels"},
+            {
+                "index": 500,
+                "reason": "a string holds a lone UTF-16 surrogate escape (e.g. \\ud800): not valid Unicode",
+            },
+        ]
+    assert _count(db) == 998
 
 
 def test_stdout_carries_only_protocol_frames(tmp_path: Path) -> None:

@@ -240,8 +240,15 @@ class EventRejected(ValueError):
     """A single event failed validation; the message is the reason given to the caller."""
 
 
+# An event the transport could not carry as it was sent (e.g. nested too deeply for the JSON-RPC
+# parser): the stdio reader puts {WIRE_REJECTED: reason} in its place, so it is rejected by index.
+WIRE_REJECTED = "$rejected"
+
+
 def validate_event(raw: Any) -> Event:
     """Validate one raw event; raise EventRejected with every problem found, joined by '; '."""
+    if isinstance(raw, dict) and isinstance(raw.get(WIRE_REJECTED), str):
+        raise EventRejected(raw[WIRE_REJECTED])
     if not isinstance(raw, dict):
         raise EventRejected(f"event: expected a JSON object, got {type(raw).__name__}")
     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, BinaryIO
@@ -19,6 +20,8 @@ import anyio
 import mcp_types as types
 from mcp.shared._context_streams import create_context_streams
 from mcp.shared.message import SessionMessage
+
+from telemetry_mcp.events.model import WIRE_REJECTED
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
@@ -93,10 +96,19 @@ async def guarded_stdio(max_bytes: int) -> AsyncIterator[tuple[Any, Any]]:
                 if not line.strip():
                     continue
                 refused = _reject(line, line_limit)
+                if refused is not None and refused[0] == PARSE_ERROR:
+                    salvaged = _salvage(line)
+                    if salvaged is not None:
+                        await read_writer.send(SessionMessage(salvaged))
+                        continue
                 if refused is None:
                     try:
                         message = types.jsonrpc_message_adapter.validate_json(line, by_name=False)
                     except Exception as exc:
+                        salvaged = _salvage(line)
+                        if salvaged is not None:
+                            await read_writer.send(SessionMessage(salvaged))
+                            continue
                         refused = (PARSE_ERROR, _parse_problem(line, exc))
                     else:
                         await read_writer.send(SessionMessage(message))
@@ -134,3 +146,72 @@ def _parse_problem(line: bytes, exc: Exception) -> str:
     except ValueError as err:
         return f"malformed JSON: {err}"
     return f"not a valid JSON-RPC message: {text.splitlines()[0][:300]}"
+
+
+MAX_EVENT_DEPTH = 40  # properties allow 32 levels; deeper events cannot be valid anyway
+
+
+def _depth_over(node: Any, limit: int) -> bool:
+    """True when `node` nests deeper than `limit` (iterative: no recursion on hostile input)."""
+    stack = [(node, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth > limit:
+                return True
+            children = value.values() if isinstance(value, dict) else value
+            stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def _has_lone_surrogate(node: Any) -> bool:
+    stack = [node]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return False
+
+
+def _salvage(line: bytes) -> Any | None:
+    """An ingest_events call whose line the JSON-RPC parser refuses because of what some events hold
+    (nesting deeper than it parses, a lone surrogate): those events are replaced by a rejection
+    marker, so they are rejected by index and the rest of the batch is stored. None otherwise."""
+    limit = sys.getrecursionlimit()
+    try:
+        sys.setrecursionlimit(max(limit, 20_000))
+        message = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    finally:
+        sys.setrecursionlimit(limit)
+    params = message.get("params") if isinstance(message, dict) else None
+    args = params.get("arguments") if isinstance(params, dict) else None
+    if message.get("method") != "tools/call" or not isinstance(args, dict):
+        return None
+    if params.get("name") != "ingest_events" or not isinstance(args.get("events"), list):
+        return None
+    events = args["events"]
+    for i, event in enumerate(events):
+        if _depth_over(event, MAX_EVENT_DEPTH):
+            events[i] = {WIRE_REJECTED: "properties: nested deeper than 32 levels"}
+        elif _has_lone_surrogate(event):
+            events[i] = {
+                WIRE_REJECTED: "a string holds a lone UTF-16 surrogate escape (e.g. \\ud800): not valid Unicode"
+            }
+    for key in ("service", "service_version"):
+        if _has_lone_surrogate(args.get(key)):
+            return None
+    try:
+        text = json.dumps(message, ensure_ascii=False)
+        return types.jsonrpc_message_adapter.validate_json(text, by_name=False)
+    except Exception:
+        return None
