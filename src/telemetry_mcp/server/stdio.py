@@ -193,11 +193,13 @@ def _salvage(line: bytes) -> Any | None:
         return None
     finally:
         sys.setrecursionlimit(limit)
-    params = message.get("params") if isinstance(message, dict) else None
-    args = params.get("arguments") if isinstance(params, dict) else None
-    if message.get("method") != "tools/call" or not isinstance(args, dict):
+    if not isinstance(message, dict) or message.get("method") != "tools/call":
         return None
-    if params.get("name") != "ingest_events" or not isinstance(args.get("events"), list):
+    params = message.get("params")
+    if not isinstance(params, dict) or params.get("name") != "ingest_events":
+        return None
+    args = params.get("arguments")
+    if not isinstance(args, dict) or not isinstance(args.get("events"), list):
         return None
     events = args["events"]
     for i, event in enumerate(events):
