@@ -50,8 +50,13 @@ class MilestoneSpec(StepSpec):
 
 
 def _step_or_event_type(value: Any) -> Any:
-    """An exclusion's `event` written as a plain string means that event_type (as PostHog accepts)."""
+    """A step, milestone or exclusion `event` written as a plain string means that event_type."""
     return {"event_type": value} if isinstance(value, str) else value
+
+
+# A step given as "page_view" is {"event_type": "page_view"} (the schema stays the object's).
+Step = Annotated[StepSpec, BeforeValidator(_step_or_event_type)]
+Milestone = Annotated[MilestoneSpec, BeforeValidator(_step_or_event_type)]
 
 
 class Exclusion(BaseModel):
@@ -78,7 +83,7 @@ class BehaviorQuery(BaseModel):
     filters: list[Filter] | None = None
     limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
     # funnel / dropoff
-    steps: list[StepSpec] | None = None
+    steps: list[Step] | None = None
     conversion_window: str = "14d"
     order: FunnelOrder = "ordered"
     by: FunnelBy = "user"
@@ -94,7 +99,7 @@ class BehaviorQuery(BaseModel):
     retention_type: RetentionType = "first_time"
     start_event: str | StepSpec | None = None
     # milestones
-    milestones: list[MilestoneSpec] | None = None
+    milestones: list[Milestone] | None = None
     return_event: str | None = None
     periods: int = Field(8, ge=1, le=120)
     cumulative: bool = False

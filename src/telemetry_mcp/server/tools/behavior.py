@@ -17,9 +17,10 @@ from telemetry_mcp.analytics.behavior import (
     FunnelBy,
     FunnelOrder,
     JourneyNode,
-    MilestoneSpec,
+    Milestone,
     Period,
     RetentionType,
+    Step,
     StepSpec,
     run_behavior,
 )
@@ -115,10 +116,10 @@ def register(mcp: MCPServer[Any], app: App) -> None:
             Analysis, Field(description="funnel, dropoff, journeys, retention, engagement or milestones")
         ],
         steps: Annotated[
-            list[StepSpec] | None,
+            list[Step] | None,
             Field(
                 max_length=10,
-                description="funnel/dropoff (required): 2-10 steps",
+                description="funnel/dropoff (required): 2-10 steps (a plain string is an event_type)",
             ),
         ] = None,
         conversion_window: Annotated[
@@ -173,7 +174,7 @@ def register(mcp: MCPServer[Any], app: App) -> None:
             ),
         ] = None,
         milestones: Annotated[
-            list[MilestoneSpec] | None,
+            list[Milestone] | None,
             Field(max_length=10, description="milestones: 1-10 [{event_type, name?, component?, target?}]"),
         ] = None,
         return_event: Annotated[
