@@ -11,7 +11,6 @@ from helpers import load, load_sample
 from telemetry_mcp.analytics.behavior import BehaviorQuery
 from telemetry_mcp.analytics.journeys import JourneysResult, run
 from telemetry_mcp.config import load_settings
-from telemetry_mcp.errors import InvalidArgument
 from telemetry_mcp.server.app import App, open_app
 
 DAY = {"since": "2026-10-05", "until": "2026-10-06"}
@@ -207,13 +206,18 @@ def test_lists_are_cut_at_limit_and_say_so(app: App) -> None:
     assert result.summary.endswith("Lists cut at limit=1.")
 
 
-def test_an_unknown_start_at_is_refused_with_a_suggestion(app: App) -> None:
+def test_an_unseen_start_at_is_answered_with_no_paths_and_a_warning_with_a_suggestion(app: App) -> None:
     load(app, SESSIONS)
 
-    with pytest.raises(
-        InvalidArgument, match='unknown start_at \\(event_type\\) "componen_load" — did you mean'
-    ):
-        journeys(app, start_at="componen_load")
+    result = journeys(app, start_at="componen_load")
+
+    assert (result.paths, result.transitions, result.exits) == ([], [], [])
+    assert result.warnings == [
+        'start_at event_type "componen_load" matches no stored event — did you mean "component_load"?'
+    ]
+    assert result.summary.startswith(
+        'Warning: start_at event_type "componen_load" matches no stored event — did you mean "component_load"?. '
+    )
 
 
 def test_an_empty_range_says_no_sessions(app: App) -> None:

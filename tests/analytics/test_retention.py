@@ -220,11 +220,18 @@ def test_an_empty_range_gives_empty_cohorts_and_says_so(app: App) -> None:
     assert result.summary == "No actor's first event falls in the range (2 empty day cohorts)."
 
 
-def test_an_unknown_start_event_is_refused_with_a_suggestion(app: App) -> None:
+def test_an_unseen_start_event_is_answered_with_empty_cohorts_and_a_warning_with_a_suggestion(
+    app: App,
+) -> None:
     load(app, WEEKLY)
 
-    with pytest.raises(InvalidArgument, match='unknown event_type "page_veiw" — did you mean "page_view"'):
-        retention(app, start_event="page_veiw", **RANGE)
+    result = retention(app, start_event="page_veiw", **RANGE)
+
+    assert all(c.size == 0 for c in result.cohorts) and result.retention_users == 0
+    assert result.warnings == [
+        'start_event event_type "page_veiw" matches no stored event — did you mean "page_view"?'
+    ]
+    assert result.summary.startswith("Warning: start_event event_type")
 
 
 def test_more_than_120_periods_is_refused_with_the_bound(app: App) -> None:

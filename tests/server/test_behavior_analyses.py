@@ -98,12 +98,30 @@ async def test_journeys_and_engagement_answer_through_the_tool(session: Session)
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("args", "warning"),
     [
         ({"analysis": "retention", "start_event": "page_veiw"}, 'did you mean "page_view"'),
+        ({"analysis": "retention", "return_event": "feature_usd"}, 'did you mean "feature_used"'),
+        ({"analysis": "journeys", "start_at": "feature_usd"}, 'did you mean "feature_used"'),
+        ({"analysis": "journeys", "end_at": "page_veiw"}, 'did you mean "page_view"'),
+    ],
+)
+async def test_names_that_match_nothing_are_answered_with_a_warning_not_refused(
+    session: Session, args: dict[str, Any], warning: str
+) -> None:
+    answer = await session.call(**args, **WINDOW)
+
+    assert not answer.is_error
+    assert answer.structured_content is not None
+    assert warning in answer.structured_content["warnings"][0]
+    assert answer.structured_content["summary"].startswith("Warning: ")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
         ({"analysis": "retention", "period": "fortnight"}, "period"),
         ({"analysis": "retention", "period": "day", "since": "2025-01-01"}, "at most 120"),
-        ({"analysis": "journeys", "start_at": "feature_usd"}, 'did you mean "feature_used"'),
         ({"analysis": "journeys", "limit": 1001}, "1000"),
         ({"analysis": "engagement", "timezone": "Europe/Berlinn"}, 'did you mean "Europe/Berlin"'),
         (

@@ -27,7 +27,7 @@ from telemetry_mcp.analytics.common import (
     rate,
     sessionized,
 )
-from telemetry_mcp.errors import unknown
+from telemetry_mcp.errors import did_you_mean
 from telemetry_mcp.store import Store
 
 NODE_COLUMNS = {"event_type": "event_type", "name": "name", "component": "component", "page": "page"}
@@ -63,6 +63,7 @@ class JourneysResult(BaseModel):
     journey_since: str = Field(description="range start (UTC)")
     journey_until: str = Field(description="range end (UTC, exclusive)")
     summary: str
+    warnings: list[str] = Field(default_factory=list, description="start_at/end_at values that match nothing")
     truncated: bool = Field(description="true when paths, transitions or exits were cut at `limit`")
 
 
@@ -151,27 +152,27 @@ def build_sql(query: BehaviorQuery, source_where: str, p: Params, timeout_minute
     return JourneysSQL(sql, p.values)
 
 
-def check_node_value(store: Store, query: BehaviorQuery, value: str | None, what: str) -> None:
-    """Refuse a start_at/end_at value that no event has ever had, suggesting the closest one."""
+def unseen_node_value(store: Store, query: BehaviorQuery, value: str | None, what: str) -> list[str]:
+    """A warning for a start_at/end_at value no event has ever had (no paths then), with a did-you-mean."""
     if value is None:
-        return
+        return []
     col = NODE_COLUMNS[query.node]
     if store.fetch(f"SELECT 1 FROM events WHERE {col} = $1 LIMIT 1", [value]):
-        return
+        return []
     pool = [
         r[0]
         for r in store.fetch(
             f"SELECT DISTINCT {col} FROM events WHERE {col} IS NOT NULL LIMIT {SUGGESTION_POOL}"
         )
     ]
-    raise unknown(f"{what} ({query.node})", value, pool)
+    return [f'{what} {query.node} "{value}" matches no stored event' + did_you_mean(value, pool)]
 
 
 def run(store: Store, query: BehaviorQuery) -> JourneysResult:
     """Compute paths, transitions and exits for `query` (analysis="journeys")."""
     tr = parse_range(query.since, query.until, query.timezone)
-    check_node_value(store, query, query.start_at, "start_at")
-    check_node_value(store, query, query.end_at, "end_at")
+    warnings = unseen_node_value(store, query, query.start_at, "start_at")
+    warnings += unseen_node_value(store, query, query.end_at, "end_at")
     p = Params()
     source_where = range_where(tr, p) + compile_filters(query.filters, p)
     built = build_sql(query, source_where, p, store.settings.session_timeout_minutes)
@@ -205,7 +206,9 @@ def run(store: Store, query: BehaviorQuery) -> JourneysResult:
         journey_distinct_paths=distinct,
         journey_since=iso_utc(tr.since) or "",
         journey_until=iso_utc(tr.until) or "",
-        summary=summarize(query, paths, top_transitions, exits, sessions, distinct, truncated),
+        summary="".join(f"Warning: {w}. " for w in warnings)
+        + summarize(query, paths, top_transitions, exits, sessions, distinct, truncated),
+        warnings=warnings,
         truncated=truncated,
     )
 

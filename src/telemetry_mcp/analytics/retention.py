@@ -19,7 +19,6 @@ from telemetry_mcp.analytics.behavior import BehaviorQuery
 from telemetry_mcp.analytics.common import (
     Params,
     TimeRange,
-    check_known,
     clip,
     compile_filters,
     iso_local,
@@ -36,7 +35,7 @@ from telemetry_mcp.analytics.common import (
     to_utc,
     truncate_local,
 )
-from telemetry_mcp.errors import InvalidArgument
+from telemetry_mcp.errors import InvalidArgument, did_you_mean
 from telemetry_mcp.store import Store
 
 MAX_COHORTS = 120  # a cohorts x periods matrix: 120 periods is already 7,260 cells
@@ -68,6 +67,7 @@ class RetentionResult(BaseModel):
     retention_until: str = Field(description="range end actually used (UTC, exclusive)")
     retention_users: int = Field(description="distinct actors in at least one cohort")
     summary: str
+    warnings: list[str] = Field(default_factory=list, description="start/return events that match nothing")
     truncated: bool = Field(
         False, description="always false: every period of the range is shown (the range is capped instead)"
     )
@@ -113,14 +113,20 @@ def known_event_types(store: Store) -> list[str]:
     return [r[0] for r in store.fetch("SELECT DISTINCT event_type FROM events")]
 
 
-def check_event_types(store: Store, *names: str | None) -> None:
-    """Refuse an event type the store has never seen (with a suggestion); an empty store accepts any."""
-    wanted = [n for n in names if n is not None]
+def unseen_event_types(store: Store, **named: str | None) -> list[str]:
+    """Warnings for event types the store has never seen (with a did-you-mean).
+
+    As a funnel step, an unseen start or return event is an answer (empty cohorts), not an error.
+    """
+    wanted = {k: v for k, v in named.items() if v is not None}
     if not wanted:
-        return
-    known = known_event_types(store)
-    if known:
-        check_known("event_type", wanted, known)
+        return []
+    known = set(known_event_types(store))
+    return [
+        f'{where} event_type "{value}" matches no stored event' + did_you_mean(value, sorted(known))
+        for where, value in wanted.items()
+        if value not in known
+    ]
 
 
 # ---------------------------------------------------------------- SQL
@@ -184,7 +190,7 @@ def run(store: Store, query: BehaviorQuery) -> RetentionResult:
             "retention: start_event is an event_type string (a step object is for milestones)"
         )
     tr, buckets = period_range(query, MAX_COHORTS, "retention")
-    check_event_types(store, query.start_event, query.return_event)
+    warnings = unseen_event_types(store, start_event=query.start_event, return_event=query.return_event)
     built = build_sql(query, tr, buckets[0])
     rows = store.fetch(built.sql, built.params)
 
@@ -233,7 +239,8 @@ def run(store: Store, query: BehaviorQuery) -> RetentionResult:
         retention_since=iso_utc(tr.since) or "",
         retention_until=iso_utc(tr.until) or "",
         retention_users=users,
-        summary=summarize(query, cohorts, average, users),
+        summary="".join(f"Warning: {w}. " for w in warnings) + summarize(query, cohorts, average, users),
+        warnings=warnings,
         truncated=False,
     )
 
