@@ -30,14 +30,22 @@ is all we know. So:
    ≥ 10 % of the leaf: RiskLoc's abnormal-leaf partition), so a general element does not win on
    the summed noise of thousands of leaves. Ratio metrics keep every leaf: a leaf whose events are
    all errors (name=render_error) moves the rate by its volume, not by its own ratio.
-3. Greedy search (ripple effect): take the element with the largest EP at any depth; then, while a
-   child of it with one more dimension keeps ≥ 80 % of its EP, descend to that child (the change
-   is concentrated there: LoaderSpinner × 2.3.0, not LoaderSpinner nor 2.3.0). A true cause at one
-   dimension spreads over its children (ripple), so none of them keeps 80 % and it stays general.
-   The chosen element's leaves are then removed and the search repeats for a further cause while
-   the set explains < 90 % of the change and one explains ≥ 5 % of it (ratio metrics, searched
-   over every leaf: 80 % and 10 %; at most 3): the root-cause set. Other strong elements follow
-   in `causes` with root_cause false.
+3. Additive metrics (counts, users): a likelihood search. Every leaf of a cause moves by the same
+   factor (the ripple effect), so giving a true cause its own Poisson rate gains the sum of its
+   leaves' gains — more than any of its children — while a parent that holds a cause and unchanged
+   leaves gains less than the cause alone (log-sum inequality). So the element with the largest
+   gain is the cause at its own granularity, whatever its depth (this is what HotSpot's ripple and
+   Squeeze's "same deviation per leaf" rest on). Its leaves leave the search, which repeats while
+   the best gain clears a bar for the thousands of elements tried (χ² tail ~1e-9, after the data's
+   overdispersion, read from the leaves as `abnormal` does) and explains ≥ 2 % of the change; at
+   most 3 causes. Shared parents no longer absorb two causes, and a small three-dimension cause is
+   found from its total, where each of its leaves alone is within noise.
+4. Ratio metrics and percentiles (greedy on EP): take the element with the largest EP at any
+   depth; then, while a child of it with one more dimension keeps ≥ 80 % of its EP, descend to that
+   child (the change is concentrated there: LoaderSpinner × 2.3.0, not LoaderSpinner nor 2.3.0).
+   The chosen element's leaves are then removed and the search repeats while the set explains
+   < 80 % of the change and the next explains ≥ 10 % of it (at most 3). Other strong elements
+   follow in `causes` with root_cause false.
 """
 
 from __future__ import annotations
@@ -79,6 +87,10 @@ SPECIALIZE = 0.8
 MIN_EP = {False: 0.05, True: 0.1}
 EXPLAINED = {False: 0.9, True: 0.8}
 MAX_ROOT_CAUSES = 3
+# Likelihood gain a cause of an additive metric must clear (after overdispersion): about a χ²(1)
+# tail of 1e-9, a Bonferroni bar for the few thousand elements a search tries.
+SIGNIFICANT_GAIN = 20.0
+MIN_EP_LIKELIHOOD = 0.02  # a further significant cause still has to matter
 MAX_LEAVES = 200_000
 QUANTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
 NULL = "(null)"
@@ -233,21 +245,76 @@ def elements(cube: Cube, max_depth: int, delta: npt.NDArray[np.float64], total: 
 
 
 def root_causes(cube: Cube, max_depth: int) -> tuple[list[Element], list[Element]]:
-    """(root-cause set, all elements by EP) — the greedy search of the module docstring."""
+    """(root-cause set, all elements by EP) — the search of the module docstring."""
     delta = cube.deltas()
-    raw_total = float(delta.sum())
-    if not cube.ratio:
-        # RiskLoc's first step: only leaves that moved beyond their noise carry the search (a general
-        # element otherwise collects the noise of thousands of leaves).
-        moved = abnormal(cube)
-        if moved.any() and float(delta[moved].sum()) * raw_total > 0:
-            delta = np.where(moved, delta, 0.0)
     total = float(delta.sum())
-    chosen, every = _greedy(cube, max_depth, delta, total)
-    # Reported EP is a share of the whole change, noise included.
-    scale = total / raw_total if raw_total else 0.0
-    rescale = {e: Element(e.dims, e.values, e.ep * scale) for e in {*chosen, *every}}
-    return [rescale[e] for e in chosen], [rescale[e] for e in every]
+    every = sorted(elements(cube, max_depth, delta, total), key=lambda e: (-e.ep, len(e.dims)))
+    if not total:
+        return [], every
+    if cube.ratio:
+        chosen, _ = _greedy(cube, max_depth, delta, total)
+    else:
+        chosen = _likelihood_search(cube, max_depth, delta, total)
+    return chosen, every
+
+
+def _poisson_gain(c: npt.NDArray[np.float64], e: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Log-likelihood gain of giving an element its own rate (c observed, e expected; Poisson)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        g = np.where(c > 0, c * np.log(np.where(c > 0, c, 1.0) / np.maximum(e, 0.5)), 0.0) - (c - e)
+    return np.asarray(g, dtype=np.float64)
+
+
+def _likelihood_search(
+    cube: Cube, max_depth: int, delta: npt.NDArray[np.float64], total: float
+) -> list[Element]:
+    """Additive metrics: the element whose own rate most improves the Poisson likelihood, repeated.
+
+    Every leaf of a cause moves by the same factor (ripple effect), so the likelihood gain of a
+    true cause is the sum of its leaves' gains and beats each of its children, while a parent that
+    holds a cause and unchanged leaves gains less than the cause itself (log-sum inequality): the
+    best element is the cause at its own granularity, whatever its depth. Its leaves then leave the
+    search and it repeats. A gain counts only when it clears a significance bar that accounts for
+    the thousands of elements tried and for the data's overdispersion (the leaves' spread beyond
+    Poisson, read from the data as `abnormal` does).
+    """
+    expected = cube.k * cube.nb
+    observed = cube.nc
+    sd = np.sqrt(observed + cube.k * expected + 1.0)
+    std = (observed - expected) / sd
+    dispersion = max(1.0, 1.4826 * float(np.median(np.abs(std - np.median(std))))) ** 2 if len(std) else 1.0
+    tb, tc = float(expected.sum()), float(observed.sum())
+    active = np.ones(len(observed), dtype=bool)
+    n = len(cube.dims)
+    combos = [d for depth in range(1, min(max_depth, n) + 1) for d in itertools.combinations(range(n), depth)]
+    keyed = [(dims, *np.unique(_keys(cube, dims), return_inverse=True)) for dims in combos]
+    chosen: list[Element] = []
+    while len(chosen) < MAX_ROOT_CAUSES:
+        best: tuple[float, int, tuple[int, ...], int] | None = None
+        for dims, uniq, inv in keyed:
+            c = np.bincount(inv, weights=observed * active, minlength=len(uniq)).astype(np.float64)
+            e = np.bincount(inv, weights=expected * active, minlength=len(uniq)).astype(np.float64)
+            whole = ((e >= 0.95 * tb) | (tb == 0)) & ((c >= 0.95 * tc) | (tc == 0))
+            gains = np.where(whole, 0.0, _poisson_gain(c, e))
+            i = int(np.argmax(gains))
+            top = float(gains[i])
+            if (
+                best is None
+                or top > best[0] + 1e-9
+                or (abs(top - best[0]) <= 1e-9 and len(dims) < len(best[2]))
+            ):
+                best = (top, len(dims), dims, int(uniq[i]))
+        if best is None:
+            break
+        gain, _, dims, key = best
+        element = Element(dims, _decode(cube, dims, key), 0.0)
+        mask = _mask(cube, element) & active
+        ep = float(delta[mask].sum()) / total
+        if gain / dispersion < SIGNIFICANT_GAIN or (chosen and ep < MIN_EP_LIKELIHOOD) or ep <= 0:
+            break
+        chosen.append(Element(dims, element.values, ep))
+        active &= ~mask
+    return chosen
 
 
 def _greedy(
