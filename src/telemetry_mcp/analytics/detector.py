@@ -24,6 +24,9 @@ The method is Twitter's S-H-ESD idea with statsmodels' STL doing the decompositi
 6. Buckets with |z| ≥ threshold (raised with the series length, Bonferroni) are anomalies;
    consecutive ones in one direction (one bucket of slack) are one anomaly that lasted `buckets`
    buckets; its score is the largest |z|.
+7. Hourly series: a run whose hours looked the same (within 1.6×) at the same hours of the previous
+   week (and the week before, when the series reaches back that far) is a weekly habit the daily
+   weekly season cannot hold (a Saturday-morning job), not an anomaly (`recurs_weekly`).
 """
 
 from __future__ import annotations
@@ -174,7 +177,36 @@ def detect(
         return []
     thr = threshold_for(int(ok.sum()), threshold)
     z, expected, lower, upper = _scores(x, ok, interval, kind, denominators, thr)
-    return _runs(multiscale(z, interval), x, expected, lower, upper, thr)
+    runs = _runs(multiscale(z, interval), x, expected, lower, upper, thr)
+    return [r for r in runs if not recurs_weekly(x, r)] if interval == "hour" else runs
+
+
+WEEK_HOURS = 168
+RECUR_RATIO = 1.6  # the same hours of the previous weeks within this factor of the run: a habit
+
+
+def recurs_weekly(x: Arr, run: Run) -> bool:
+    """True when the run's hours looked the same in each of the previous one or two weeks.
+
+    The weekly season is fitted on daily means (step 2), so a pattern confined to some hours of one
+    weekday (a Saturday-morning batch job) is not in the model; seen again at the same hours of the
+    week before (and the one before that, when there is one), it is the series' habit, not an
+    anomaly. A first occurrence, a spike, or the first week of a shift has no such precedent.
+    """
+    sl = slice(run.start, run.end + 1)
+    now = float(np.nanmean(x[sl]))
+    seen = 0
+    for lag in (WEEK_HOURS, 2 * WEEK_HOURS):
+        if run.start - lag < 0:
+            break
+        before = x[run.start - lag : run.end - lag + 1]
+        if not np.isfinite(before).any():
+            return False
+        then = float(np.nanmean(before))
+        if now <= 0 or then <= 0 or max(now / then, then / now) > RECUR_RATIO:
+            return False
+        seen += 1
+    return seen > 0
 
 
 SCALES = {"minute": (15, 60), "hour": (6, 24), "day": (3, 7)}
