@@ -363,3 +363,31 @@ def test_mapped_events_are_accepted_by_the_real_ingest_core(app: App) -> None:
     mapped = map_posthog(BATCH, now=NOW)
     report = app.ingestor.ingest(mapped.events)
     assert (report.accepted, report.rejected, report.errors) == (6, 0, [])
+
+
+def test_posthog_js_user_id_property_is_dropped_as_a_raw_id() -> None:
+    # posthog-js sends the identified distinct id again as properties.$user_id on every event
+    # after identify(): kept, it would put the raw id beside the hashed user_id.
+    item = {
+        "event": "feature_used",
+        "distinct_id": "web-user-1",
+        "properties": {"$user_id": "web-user-1", "$is_identified": True, "$lib": "web"},
+    }
+    (event,) = map_posthog({"api_key": "k", "batch": [item]}, now=NOW).events
+    assert event["user_id"] == "web-user-1"
+    assert event["properties"] == {"$is_identified": True, "$lib": "web"}
+
+
+def test_posthog_js_pageview_title_property_is_the_name() -> None:
+    # posthog-js sends document.title as properties.title on $pageview ($title is the older name).
+    item = {
+        "event": "$pageview",
+        "distinct_id": "web-user-1",
+        "properties": {"title": "Pricing", "$current_url": "https://shop.example/pricing", "$lib": "web"},
+    }
+    (event,) = map_posthog({"api_key": "k", "batch": [item]}, now=NOW).events
+    assert (event["event_type"], event["name"], event["page"]) == ("page_view", "Pricing", "/pricing")
+    assert "title" not in event["properties"]
+    both = {**item, "properties": {**item["properties"], "$title": "Given"}}
+    (event,) = map_posthog({"api_key": "k", "batch": [both]}, now=NOW).events
+    assert (event["name"], event["properties"]["title"]) == ("Given", "Pricing")

@@ -294,3 +294,25 @@ def test_mapped_events_are_accepted_by_the_real_ingest_core(app: App) -> None:
     mapped = map_segment(BATCH, "batch", now=NOW)
     report = app.ingestor.ingest(mapped.events)
     assert (report.accepted, report.rejected, report.errors) == (7, 0, [])
+
+
+@pytest.mark.parametrize("kind", ["page", "screen"])
+def test_analytics_python_top_level_category_is_kept_as_a_property(kind: str) -> None:
+    # analytics-python sends page(category, name) with `category` beside `name`; analytics-node
+    # puts it in properties. Both end up as properties.category (a property given wins).
+    body = {
+        "type": kind,
+        "userId": "user-1",
+        "category": "Docs",
+        "name": "Home",
+        "timestamp": "2026-03-01T11:00:00Z",
+    }
+    (event,) = map_segment({"writeKey": "wk", "batch": [body]}, "batch", now=NOW).events
+    assert (event["event_type"], event["name"], event["properties"]) == (
+        "page_view",
+        "Home",
+        {"category": "Docs"},
+    )
+    given = {**body, "properties": {"category": "Given"}}
+    (event,) = map_segment({"writeKey": "wk", "batch": [given]}, "batch", now=NOW).events
+    assert event["properties"] == {"category": "Given"}

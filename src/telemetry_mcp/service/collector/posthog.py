@@ -29,8 +29,11 @@ from telemetry_mcp.service.collector.common import (
 )
 
 MOBILE_LIBS = frozenset({"posthog-ios", "posthog-android", "posthog-react-native", "posthog-flutter"})
-# Sent by the SDKs but not data: the key itself, and raw user ids that would defeat the user_id hash.
-DROPPED = ("token", "api_key", "$ip", "distinct_id", "$distinct_id", "$anon_distinct_id", "$device_id")
+# Sent by the SDKs but not data: the key itself, and raw user ids that would defeat the user_id hash
+# (posthog-js puts the identified distinct id in `$user_id` on every event after identify()).
+DROPPED = (
+    "token", "api_key", "$ip", "distinct_id", "$distinct_id", "$anon_distinct_id", "$device_id", "$user_id",
+)  # fmt: skip
 _ELEMENT = re.compile(r'(?:[^;"]|"(?:\\.|[^"\\])*")+')
 _TAG = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 _ATTR = re.compile(r'([A-Za-z0-9_$-]+)="((?:\\.|[^"\\])*)"')
@@ -121,6 +124,8 @@ def _kind_fields(name: str, props: dict[str, Any]) -> dict[str, Any]:
     """event_type, and the name / component / severity PostHog's special events carry."""
     if name in ("$pageview", "$screen"):
         title = props.pop("$title", None) if name == "$pageview" else props.pop("$screen_name", None)
+        if name == "$pageview" and text(title) is None and text(props.get("title")):
+            title = props.pop("title")  # posthog-js sends document.title as `title`, not `$title`
         return {"event_type": "page_view", "name": text(title)}
     if name == "$pageleave":
         return {"event_type": "page_leave"}

@@ -121,6 +121,11 @@ def _event(msg: dict[str, Any], implied: str | None, batch_sent: Any, now: datet
         path = text(props.pop("path", None))
         if path:
             event["page"] = path
+        # analytics-python sends page(category, name) / screen(category, name) at the top level
+        # (analytics-node puts it in properties): kept as properties.category either way.
+        category = text(msg.get("category"))
+        if category:
+            props.setdefault("category", category)
     else:
         event["event_type"] = kind
         traits = msg.get("traits")
