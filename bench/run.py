@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import cases as case_table
+import collector as collector_bench
 from checks import compare
 from common import (
     BENCH,
@@ -60,7 +61,7 @@ INPROC_EVENTS = {1: (2_000, 200), 100: (100_000, 5_000), 1_000: (300_000, 10_000
 STDIO_EVENTS = {100: (50_000, 2_000), 1_000: (200_000, 10_000)}
 BUDGET_SECONDS = (60.0, 10.0)
 REBUILD_STALE_MAX = 1_000_000
-PHASES = ("ingest", "stdio", "import", "queries", "cold")
+PHASES = ("ingest", "stdio", "import", "queries", "cold", "collector")
 
 
 @dataclass
@@ -111,6 +112,7 @@ class Bench:
             "queries": {},
             "storage": {},
             "cold_start": {},
+            "collector": {},
             "notes": [],
             "errors": [],
         }
@@ -430,6 +432,17 @@ class Bench:
             rows.append({"server": server, "store": store, "argv": argv[1:], **timing_summary(runs[i])})
         self.r["cold_start"] = {"runs": rows, "ratio": round(rows[1]["median_ms"] / rows[0]["median_ms"], 2)}
 
+    def collector(self) -> None:
+        """The service under load: collector throughput and bridge latency (bench/collector.py)."""
+        c = collector_bench.measure(self.o.quick, self.tmp)
+        self.r["collector"] = c
+        for run in c["runs"]:
+            if not run["no_loss"]:
+                self.note(
+                    f"collector {run['label']}: {run['stored_events']:,} events stored of "
+                    f"{run['acknowledged_events']:,} acknowledged"
+                )
+
     # ------------------------------------------------------------------ all
 
     def run(self) -> int:
@@ -452,6 +465,9 @@ class Bench:
             if "cold" in self.o.phases:
                 with self.phase("cold start"):
                     self.cold_start()
+            if "collector" in self.o.phases:
+                with self.phase("collector"):
+                    self.collector()
         finally:
             if not self.o.keep_tmp:
                 shutil.rmtree(self.tmp, ignore_errors=True)
@@ -459,6 +475,8 @@ class Bench:
         self.r["harness_peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         self.r["targets"] = evaluate_targets(self.r)
         markdown = render(self.r)
+        if self.r["collector"]:
+            markdown += "\n" + collector_bench.render_section(self.r["collector"])
         out = self.o.out
         out.mkdir(parents=True, exist_ok=True)
         dump_json(out / f"{self.o.name}.json", self.r)
