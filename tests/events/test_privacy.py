@@ -264,6 +264,38 @@ def test_page_and_url_valued_properties_are_anonymized_and_listed_only_when_chan
     assert paths == ["properties.referrer", "properties.pageUrl", "properties.links[1]", "page"]
 
 
+def test_posthog_dollar_keys_and_path_suffixes_are_url_valued() -> None:
+    row: dict[str, Any] = {
+        "properties": {
+            "$pathname": "/app/settings/abc-123-def-456",
+            "$session_entry_pathname": "/app/settings/abc-123-def-456",
+            "$set_once": {"$initial_pathname": "/orders/98765"},
+            "entry_path": "/u/123456",
+            "$os_version": "/10.0.19045",
+        },
+    }
+
+    apply(row)
+
+    assert row["properties"] == {
+        "$pathname": "/app/settings/[id]",
+        "$session_entry_pathname": "/app/settings/[id]",
+        "$set_once": {"$initial_pathname": "/orders/[id]"},
+        "entry_path": "/u/[id]",
+        "$os_version": "/10.0.19045",
+    }
+
+
+def test_a_browser_version_in_a_user_agent_is_not_taken_for_an_ip_address() -> None:
+    agent = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120.0.0.0 Safari/537.36"
+
+    assert scrub_text(agent) == (agent, [])
+    assert scrub_text("from 10.1.2.3 via http://192.168.0.1/x") == (
+        "from [redacted:ipv4] via http://[redacted:ipv4]/x",
+        ["ipv4"],
+    )
+
+
 def test_a_url_that_was_scrubbed_and_anonymized_is_listed_once() -> None:
     row: dict[str, Any] = {"properties": {"url": "https://x.example/u/42?email=a@b.io"}}
 

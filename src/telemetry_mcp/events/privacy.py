@@ -96,7 +96,10 @@ _IPV6 = re.compile(
 )
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 # Not part of a longer dotted number such as a version "1.2.3.4.5".
-_IPV4 = re.compile(rf"(?<![0-9\]])(?<![0-9\]]\.)(?:{_OCTET}\.){{3}}{_OCTET}(?![0-9\[])(?!\.[0-9\[])")
+# Not right after "Product/" (a version such as Chrome/120.0.0.0 in a user agent is not an address).
+_IPV4 = re.compile(
+    rf"(?<![A-Za-z]/)(?<![0-9\]])(?<![0-9\]]\.)(?:{_OCTET}\.){{3}}{_OCTET}(?![0-9\[])(?!\.[0-9\[])"
+)
 # Groups of 3+ digits joined by single spaces or dashes (card numbers are written 4-4-4-4, 4-6-5,
 # 4-4-4-4-3 ...); card numbers are looked for inside, aligned on whole groups.
 _DIGIT_RUN = re.compile(r"[0-9]{3,}+(?:[ -][0-9]{3,}+)*+")
@@ -288,7 +291,13 @@ def _is_url_value(key: str, value: str) -> bool:
         return True
     if not value.startswith("/"):
         return False
-    return key.lower() in _URL_KEYS or key.endswith(("_url", "_uri", "Url", "Uri"))
+    # PostHog's own keys carry a "$" ($pathname, $session_entry_pathname, $initial_current_url)
+    bare = key.lstrip("$")
+    return (
+        bare.lower() in _URL_KEYS
+        or bare.endswith(("_url", "_uri", "_path", "_pathname"))
+        or bare.endswith(("Url", "Uri", "Path", "Pathname"))
+    )
 
 
 class PrivacyPipeline:

@@ -158,16 +158,21 @@ class Bridge:
         self._session = (owner.owner_id, response.headers.get("mcp-session-id"))
         await self._post(owner, {"jsonrpc": "2.0", "method": "notifications/initialized"}, discard)
 
-    async def handle(self, message: dict[str, Any], emit: Callable[[str], Awaitable[None]]) -> None:
+    async def handle(self, message: dict[str, Any], client_emit: Callable[[str], Awaitable[None]]) -> None:
         """Forward one client message (request, notification or response) until an owner answers it."""
         method = message.get("method")
         message = with_event_ids(message)
-        if method == "initialize":
-            client_emit = emit
+        answered = False
 
-            async def emit(text: str) -> None:
-                self._protocol = _protocol_of_result(text) or self._protocol
-                await client_emit(text)
+        async def emit(text: str) -> None:
+            nonlocal answered
+            if _answers(text, message.get("id")):
+                if answered:
+                    return  # never two answers to one request
+                answered = True
+                if method == "initialize":
+                    self._protocol = _protocol_of_result(text) or self._protocol
+            await client_emit(text)
 
         is_request = "id" in message and method is not None
         for _attempt in range(30):
@@ -189,6 +194,8 @@ class Bridge:
                     continue
                 return
             except OwnerGone as exc:
+                if answered:
+                    return  # the answer arrived before the connection broke: nothing to resend
                 log.info("owner %s at %s unreachable (%s); finding the next owner", owner.pid, owner.url, exc)
                 await self._owner_lost(owner)
         if is_request:
@@ -201,6 +208,17 @@ class Bridge:
                     }
                 )
             )
+
+
+def _answers(text: str, request_id: Any) -> bool:
+    """Is `text` the response (result or error) to the request with this id?"""
+    if request_id is None or '"id"' not in text:
+        return False
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and data.get("id") == request_id and ("result" in data or "error" in data)
 
 
 def _protocol_of_result(text: str) -> str | None:

@@ -121,6 +121,9 @@ class StdioProcess:
         async with self._lock:
             if self.target is not None and self.target.owner_id != lost.owner_id:
                 return  # already moved on
+            if self.service is not None and self.service.owner.owner_id == lost.owner_id:
+                await anyio.sleep(POLL_SECONDS)  # our own service is busy or starting: try it again
+                return
             self.target = None
         await self._settle()
 

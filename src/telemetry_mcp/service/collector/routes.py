@@ -154,13 +154,13 @@ class Collector:
         return await anyio.to_thread.run_sync(fn)
 
     def _unauthorized(self, what: str) -> JSONResponse:
+        detail = (
+            f"{what} is missing or wrong: nothing was stored. "
+            "Use the write key telemetry-mcp printed at start (or TELEMETRY_MCP_WRITE_KEY)."
+        )
+        # PostHog's SDKs read `detail`; Segment's read `code` and `message`.
         return JSONResponse(
-            {
-                "type": "authentication_error",
-                "code": "invalid_api_key",
-                "detail": f"{what} is missing or wrong: nothing was stored. "
-                "Use the write key telemetry-mcp printed at start (or TELEMETRY_MCP_WRITE_KEY).",
-            },
+            {"type": "authentication_error", "code": "invalid_api_key", "detail": detail, "message": detail},
             status_code=401,
         )
 
