@@ -14,6 +14,7 @@ import re
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 import anyio
@@ -70,9 +71,21 @@ async def _respond_error(write: Any, request_id: str | int | None, code: int, me
     await write.send(SessionMessage(err))
 
 
+@dataclass(frozen=True)
+class RawLine:
+    """A client line that passed the guard, as sent (raw mode: a bridge forwards the bytes unchanged)."""
+
+    data: bytes
+    message: Any  # the validated JSON-RPC message
+
+
 @asynccontextmanager
-async def guarded_stdio(max_bytes: int) -> AsyncIterator[tuple[Any, Any]]:
-    """Like mcp.server.stdio.stdio_server, with hostile-input answers and fd 1 diverted."""
+async def guarded_stdio(max_bytes: int, *, raw: bool = False) -> AsyncIterator[tuple[Any, Any]]:
+    """Like mcp.server.stdio.stdio_server, with hostile-input answers and fd 1 diverted.
+
+    raw: the read stream carries RawLine items (the line's bytes with its validated message), and the
+    write stream also takes bytes, each one JSON-RPC message written as one line as it is.
+    """
     wire_in: BinaryIO = os.fdopen(os.dup(0), "rb")  # buffered: readline on a raw fd reads byte by byte
     wire_out: BinaryIO = os.fdopen(os.dup(1), "wb", buffering=0)
     # Anything else that writes to fd 1 (a library, a stray print) lands on stderr, not in the stream.
@@ -82,8 +95,8 @@ async def guarded_stdio(max_bytes: int) -> AsyncIterator[tuple[Any, Any]]:
     saved_stdin = os.dup(0)
     os.dup2(devnull, 0)
     os.close(devnull)
-    read_writer, read_stream = create_context_streams[SessionMessage | Exception](0)
-    write_stream, write_reader = create_context_streams[SessionMessage](0)
+    read_writer, read_stream = create_context_streams[SessionMessage | RawLine | Exception](0)
+    write_stream, write_reader = create_context_streams[SessionMessage | bytes](0)
     line_limit = max_bytes
 
     async def reader() -> None:
@@ -99,7 +112,7 @@ async def guarded_stdio(max_bytes: int) -> AsyncIterator[tuple[Any, Any]]:
                 if refused is not None and refused[0] == PARSE_ERROR:
                     salvaged = _salvage(line)
                     if salvaged is not None:
-                        await read_writer.send(SessionMessage(salvaged))
+                        await read_writer.send(_item(salvaged, None, raw))
                         continue
                 if refused is None:
                     try:
@@ -107,19 +120,22 @@ async def guarded_stdio(max_bytes: int) -> AsyncIterator[tuple[Any, Any]]:
                     except Exception as exc:
                         salvaged = _salvage(line)
                         if salvaged is not None:
-                            await read_writer.send(SessionMessage(salvaged))
+                            await read_writer.send(_item(salvaged, None, raw))
                             continue
                         refused = (PARSE_ERROR, _parse_problem(line, exc))
                     else:
-                        await read_writer.send(SessionMessage(message))
+                        await read_writer.send(_item(message, line, raw))
                         continue
                 await _respond_error(write_stream, _request_id(line), *refused)
 
     async def writer() -> None:
         out = anyio.wrap_file(wire_out)
         async with write_reader:
-            async for session_message in write_reader:
-                data = session_message.message.model_dump_json(by_alias=True, exclude_unset=True)
+            async for item in write_reader:
+                if isinstance(item, bytes):
+                    await out.write(item.rstrip(b"\r\n") + b"\n")
+                    continue
+                data = item.message.model_dump_json(by_alias=True, exclude_unset=True)
                 await out.write(data.encode("utf-8", "backslashreplace") + b"\n")
 
     try:
@@ -133,6 +149,14 @@ async def guarded_stdio(max_bytes: int) -> AsyncIterator[tuple[Any, Any]]:
         os.dup2(saved_stdin, 0)
         os.close(saved_stdout)
         os.close(saved_stdin)
+
+
+def _item(message: Any, line: bytes | None, raw: bool) -> SessionMessage | RawLine:
+    if not raw:
+        return SessionMessage(message)
+    if line is None:  # salvaged: the line as it will be forwarded
+        line = message.model_dump_json(by_alias=True, exclude_unset=True).encode("utf-8")
+    return RawLine(line, message)
 
 
 def _parse_problem(line: bytes, exc: Exception) -> str:

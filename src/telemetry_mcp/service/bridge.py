@@ -20,8 +20,6 @@ from typing import Any
 
 import anyio
 import httpx
-import mcp_types as types
-from mcp.shared.message import SessionMessage
 
 from telemetry_mcp.service.owner import OwnerInfo
 
@@ -104,10 +102,16 @@ class Bridge:
         return headers
 
     async def _post(
-        self, owner: OwnerInfo, message: dict[str, Any], emit: Callable[[str], Awaitable[None]]
+        self,
+        owner: OwnerInfo,
+        message: dict[str, Any],
+        emit: Callable[[str], Awaitable[None]],
+        body: bytes | None = None,
     ) -> httpx.Response:
-        """POST one message; every JSON-RPC message of the answer goes to `emit`. Raises OwnerGone."""
-        body = json.dumps(message, ensure_ascii=False).encode("utf-8", "surrogatepass")
+        """POST one message (`body`: its JSON text as the client sent it); every JSON-RPC message of
+        the answer goes to `emit`. Raises OwnerGone."""
+        if body is None:
+            body = json.dumps(message, ensure_ascii=False).encode("utf-8", "surrogatepass")
         try:
             async with self._client.stream(
                 "POST", f"{owner.url}/mcp", content=body, headers=self._headers(owner)
@@ -158,10 +162,21 @@ class Bridge:
         self._session = (owner.owner_id, response.headers.get("mcp-session-id"))
         await self._post(owner, {"jsonrpc": "2.0", "method": "notifications/initialized"}, discard)
 
-    async def handle(self, message: dict[str, Any], client_emit: Callable[[str], Awaitable[None]]) -> None:
-        """Forward one client message (request, notification or response) until an owner answers it."""
+    async def handle(
+        self,
+        message: dict[str, Any],
+        client_emit: Callable[[str], Awaitable[None]],
+        body: bytes | None = None,
+    ) -> None:
+        """Forward one client message (request, notification or response) until an owner answers it.
+
+        `body` is the message's text as the client sent it, forwarded as is unless the bridge adds
+        event ids to it.
+        """
         method = message.get("method")
-        message = with_event_ids(message)
+        fixed = with_event_ids(message)
+        if fixed is not message:
+            message, body = fixed, None
         answered = False
 
         async def emit(text: str) -> None:
@@ -186,7 +201,7 @@ class Bridge:
                         self._session is None or self._session[0] != owner.owner_id
                     ):
                         await self._open_session(owner)
-                response = await self._post(owner, message, emit)
+                response = await self._post(owner, message, emit, body)
                 if method == "initialize" and response.status_code == 200:
                     self._session = (owner.owner_id, response.headers.get("mcp-session-id"))
                 if response.status_code == 404 and self._init is not None and method != "initialize":
@@ -229,10 +244,19 @@ def _protocol_of_result(text: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def to_session_message(text: str) -> SessionMessage | None:
-    """One JSON-RPC message from the owner, for the stdio writer (None when it is not one)."""
-    try:
-        return SessionMessage(types.jsonrpc_message_adapter.validate_json(text, by_name=False))
-    except Exception:
+def as_line(text: str) -> bytes | None:
+    """One JSON-RPC message from the owner as one stdout line, unchanged when it is one line already.
+
+    The owner is a telemetry-mcp (its JSON is compact); anything that is not a JSON object is dropped.
+    """
+    stripped = text.strip()
+    if not stripped.startswith("{"):
         log.warning("dropping a message from the owner that is not JSON-RPC: %.200s", text)
         return None
+    if "\n" in stripped or "\r" in stripped:
+        try:
+            stripped = json.dumps(json.loads(stripped), ensure_ascii=False, separators=(",", ":"))
+        except ValueError:
+            log.warning("dropping a message from the owner that is not JSON: %.200s", text)
+            return None
+    return stripped.encode("utf-8", "surrogatepass")

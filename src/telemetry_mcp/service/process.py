@@ -24,8 +24,8 @@ import httpx
 
 from telemetry_mcp.config import Settings
 from telemetry_mcp.errors import TelemetryError
-from telemetry_mcp.server.stdio import guarded_stdio
-from telemetry_mcp.service.bridge import Bridge, to_session_message
+from telemetry_mcp.server.stdio import RawLine, guarded_stdio
+from telemetry_mcp.service.bridge import Bridge, as_line
 from telemetry_mcp.service.context import is_loopback
 from telemetry_mcp.service.owner import OwnerInfo, is_live, pid_alive, read_owner, try_open
 from telemetry_mcp.service.runner import Service, bind, listen_address, run_until_signal
@@ -192,12 +192,15 @@ class StdioProcess:
     async def run(self) -> None:
         bridge = Bridge(self.current_owner, self.owner_lost)
         try:
-            async with guarded_stdio(self.settings.max_request_bytes) as (read_stream, write_stream):
+            async with guarded_stdio(self.settings.max_request_bytes, raw=True) as (
+                read_stream,
+                write_stream,
+            ):
 
                 async def emit(text: str) -> None:
-                    message = to_session_message(text)
-                    if message is not None:
-                        await write_stream.send(message)
+                    line = as_line(text)
+                    if line is not None:
+                        await write_stream.send(line)
 
                 async with anyio.create_task_group() as tg:
                     self._tg = tg
@@ -205,10 +208,15 @@ class StdioProcess:
 
                     async def pump() -> None:
                         async for item in read_stream:
-                            if isinstance(item, Exception):
+                            if not isinstance(item, RawLine):
                                 continue
-                            raw = item.message.model_dump(by_alias=True, exclude_unset=True, mode="json")
-                            tg.start_soon(_guarded, bridge.handle, raw, emit)
+                            body: bytes | None = item.data
+                            try:
+                                raw = json.loads(item.data)
+                            except ValueError:  # validated, but not by the stdlib (a lone surrogate)
+                                raw = item.message.model_dump(by_alias=True, exclude_unset=True, mode="json")
+                                body = None
+                            tg.start_soon(_guarded, bridge.handle, raw, emit, body)
                         finished.set()  # the client has gone
 
                     async def on_signal() -> None:
@@ -245,12 +253,13 @@ class StdioProcess:
 
 
 async def _guarded(
-    handle: Callable[[dict[str, Any], Callable[[str], Awaitable[None]]], Awaitable[None]],
+    handle: Callable[[dict[str, Any], Callable[[str], Awaitable[None]], bytes | None], Awaitable[None]],
     message: dict[str, Any],
     emit: Callable[[str], Awaitable[None]],
+    body: bytes | None,
 ) -> None:
     try:
-        await handle(message, emit)
+        await handle(message, emit, body)
     except Exception as exc:  # one message's failure never ends the session
         log.warning("forwarding %s failed: %s", message.get("method"), exc)
         if "id" in message and "method" in message:
