@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import duckdb
+
 from telemetry_mcp.errors import InvalidArgument
 from telemetry_mcp.events.privacy import hash_user_id
 from telemetry_mcp.store.db import Store
@@ -190,7 +192,7 @@ def prune(
             if n < chunk:
                 break
         if deleted >= CHECKPOINT_AFTER_ROWS or deleted == pending:
-            store.checkpoint()
+            _checkpoint(store)
     remaining = pending - deleted if not dry_run else pending
     shown = pending if dry_run else deleted
     return PruneReport(
@@ -204,6 +206,15 @@ def prune(
         store.database_bytes(),
         time.perf_counter() - started,
     )
+
+
+def _checkpoint(store: Store) -> None:
+    """CHECKPOINT with ingest held off (DuckDB refuses one while a write transaction is open)."""
+    with store.write_lock:
+        try:
+            store.checkpoint()
+        except duckdb.TransactionException as exc:  # the freed blocks become reusable at the next one
+            log.info("checkpoint after pruning deferred: %s", exc)
 
 
 def _delete_chunk(store: Store, cutoff: datetime, chunk: int) -> int:
