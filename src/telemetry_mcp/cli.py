@@ -66,6 +66,27 @@ def build_parser() -> argparse.ArgumentParser:
     imp = sub.add_parser("import", parents=[common], help="load JSONL / JSON / CSV / Parquet files")
     imp.add_argument("files", nargs="+", type=Path, metavar="FILE")
     imp.add_argument("--quiet", action="store_true", help="no progress line")
+    exp = sub.add_parser(
+        "export",
+        parents=[common],
+        help="write stored events to a file that `import` reads back (works on a store a service owns)",
+    )
+    exp.add_argument("--format", choices=["parquet", "csv", "jsonl"], default=None, help="default: from PATH")
+    exp.add_argument("--since", default=None, help="ISO date/datetime (UTC) or relative (7d); default: all")
+    exp.add_argument("--until", default=None, help="exclusive end, like --since; default: now")
+    exp.add_argument("path", type=Path, metavar="PATH")
+    forget = sub.add_parser(
+        "forget",
+        parents=[common],
+        help="delete every event of these users (raw ids as sent, or stored hashes)",
+    )
+    forget.add_argument("user_ids", nargs="+", metavar="USER_ID")
+    prune = sub.add_parser(
+        "prune",
+        parents=[common],
+        help="delete raw events older than --raw-retention-days (--dry-run: just say)",
+    )
+    prune.add_argument("--dry-run", action="store_true", help="say what would be deleted, delete nothing")
     demo = sub.add_parser(
         "demo", parents=[common], help="load the fixture data into a demo store and show every tool answering"
     )
@@ -92,6 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         if args.command == "import":
             return _import(settings, args.files, quiet=args.quiet)
+        if args.command in ("export", "forget", "prune"):
+            return _lifecycle(settings, args)
         transport = getattr(args, "transport", "stdio") if args.command == "serve" else "stdio"
         from telemetry_mcp.server.run import serve
 
@@ -157,3 +180,46 @@ def _import(settings: Settings, files: list[Path], *, quiet: bool) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _lifecycle(settings: Settings, args: argparse.Namespace) -> int:
+    """export / forget / prune: on the store directly, or by its owner when a service runs on it."""
+    from telemetry_mcp.service.admin import run_command
+
+    body: dict[str, Any]
+    if args.command == "export":
+        body = _export_body(args)
+    elif args.command == "forget":
+        body = {"user_ids": list(args.user_ids)}
+    else:
+        body = {"dry_run": bool(args.dry_run)}
+    result = run_command(settings, args.command, body)
+    for line in result.get("lines", []):
+        print(line)
+    if result.get("via_owner"):
+        print(f"(done by the store's owner at {result['via_owner']})", file=sys.stderr)
+    return 0
+
+
+def _export_body(args: argparse.Namespace) -> dict[str, Any]:
+    from zoneinfo import ZoneInfo
+
+    from telemetry_mcp.analytics.common import parse_instant, utcnow
+    from telemetry_mcp.errors import InvalidArgument
+
+    path: Path = args.path
+    fmt = args.format or {".parquet": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}.get(
+        path.suffix.lower()
+    )
+    if fmt is None:
+        raise InvalidArgument(
+            f"{path}: say --format parquet, csv or jsonl (or name the file .parquet/.csv/.jsonl)"
+        )
+    now = utcnow()
+    bounds = {
+        key: parse_instant(value, ZoneInfo("UTC"), now, key).isoformat()
+        for key, value in (("since", args.since), ("until", args.until))
+        if value is not None
+    }
+    # absolute: the owner may run in another working directory
+    return {"path": str(path.expanduser().resolve()), "format": fmt, **bounds}

@@ -70,6 +70,17 @@ class Settings(BaseModel):
     token: str | None = Field(
         None, description="bearer token for /mcp and read endpoints; required to listen beyond loopback"
     )
+    # data lifecycle (SPEC section 9)
+    raw_retention_days: int = Field(90, ge=0, le=36_500, description="days raw events are kept (0: forever)")
+    maintenance_interval_minutes: float = Field(
+        10.0,
+        ge=0,
+        le=7 * 24 * 60,
+        description="minutes between the owner's background prune steps (0: never)",
+    )
+    maintenance_chunk_rows: int = Field(
+        50_000, ge=100, le=10_000_000, description="rows deleted per transaction when pruning or forgetting"
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("WARNING", description="stderr log level")
 
     @field_validator("salt")

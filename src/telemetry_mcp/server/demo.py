@@ -192,6 +192,7 @@ async def _show_service(db: str, out: Any) -> int:
                 if line.startswith(("telemetry_events_accepted_total", "telemetry_store_events"))
             ]  # fmt: skip
             print("   GET /metrics → " + "; ".join(metrics), file=out)
+        failures += _show_lifecycle(db, run, env, out)
         # A stdio server on the same store does not fail on the lock: it reaches the owner.
         params = StdioServerParameters(
             command=sys.executable, args=["-m", "telemetry_mcp", "--db", db], env=env
@@ -214,6 +215,30 @@ async def _show_service(db: str, out: Any) -> int:
             proc.kill()
         if proc.stderr is not None:
             proc.stderr.close()
+    return failures
+
+
+def _show_lifecycle(db: str, run: str, env: dict[str, str], out: Any) -> int:
+    """export / forget / prune --dry-run on the owned demo store: each command asks the owner."""
+    export_to = Path(db).with_name("demo-export.parquet")
+    commands = [
+        ["prune", "--dry-run"],
+        ["forget", f"{run}-ours"],
+        ["export", "--since", "1d", str(export_to)],
+    ]
+    failures = 0
+    print("── data lifecycle commands on the store the service owns (each asks the owner):", file=out)
+    for args in commands:
+        done = subprocess.run(
+            [sys.executable, "-m", "telemetry_mcp", args[0], "--db", db, *args[1:]],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
+        failures += done.returncode != 0
+        shown = (done.stdout or done.stderr).strip().replace("\n", "\n     ")
+        print(f"   telemetry-mcp {' '.join(args)} → {shown}", file=out)
     return failures
 
 

@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from telemetry_mcp.config import Settings
 from telemetry_mcp.server.app import App
+from telemetry_mcp.service.admin import admin_routes
 from telemetry_mcp.service.app import build_app
 from telemetry_mcp.service.committer import Committer
 from telemetry_mcp.service.context import ServiceContext, is_loopback, new_write_key
@@ -24,6 +25,7 @@ from telemetry_mcp.service.metrics import ServiceMetrics
 from telemetry_mcp.service.owner import OwnerInfo, remove_owner, write_owner
 from telemetry_mcp.store import Store
 from telemetry_mcp.store.ingest import Ingestor
+from telemetry_mcp.store.lifecycle import Maintenance
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +102,7 @@ class Service:
         write_key = store.meta_value("write_key", new_write_key, set_to=settings.write_key)
         self.owner = OwnerInfo.new(url_of(sock, host), kind)
         self.committer = Committer(self.app.ingestor)
+        self.maintenance = Maintenance(store)  # retention, in bounded background steps
         self.ctx = ServiceContext(
             app=self.app,
             owner=self.owner,
@@ -135,7 +138,7 @@ class Service:
             await on_yield()
             return JSONResponse({"yielded": True})
 
-        return [Route("/admin/yield", yield_store, methods=["POST"])]
+        return [Route("/admin/yield", yield_store, methods=["POST"]), *admin_routes(self.store)]
 
     def announce(self) -> None:
         """Where the service listens and its write key, on stderr (stdout may carry the protocol)."""
@@ -150,9 +153,11 @@ class Service:
     async def run(self) -> None:
         """Publish the owner file, serve until stopped, then drain commits and withdraw the file."""
         write_owner(self.settings, self.owner)
+        self.maintenance.start()
         try:
             await self.server.serve(sockets=[self.sock])
         finally:
+            await anyio.to_thread.run_sync(self.maintenance.stop)
             await anyio.to_thread.run_sync(self.committer.close)
             remove_owner(self.settings, self.owner)
 
@@ -165,6 +170,7 @@ class Service:
         with anyio.move_on_after(10):
             while self.ctx.inflight:
                 await anyio.sleep(0.01)
+        await anyio.to_thread.run_sync(self.maintenance.stop)
         await anyio.to_thread.run_sync(self.committer.close)
         self.stop()
         await anyio.to_thread.run_sync(self.store.close)

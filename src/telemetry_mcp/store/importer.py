@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from telemetry_mcp.errors import InvalidArgument
+from telemetry_mcp.store.export import HASH_COLUMN, is_stored_hash
 from telemetry_mcp.store.ingest import Ingestor, IngestReport
 
 Progress = Callable[[int, int | None], None]
@@ -102,15 +103,52 @@ def records(path: Path) -> Iterator[Any]:
     return reader(path)
 
 
+class _HashColumn:
+    """Whether a file carries stored hashes (`user_id_hash`, an export) or raw ids (`user_id`).
+
+    The first record with either decides for the whole file; a record with the other one, or a
+    `user_id_hash` that is not a stored hash (16 hex characters), is rejected rather than guessed at.
+    """
+
+    def __init__(self) -> None:
+        self.prehashed: bool | None = None
+
+    def check(self, record: Any) -> Any:
+        if not isinstance(record, dict) or (HASH_COLUMN not in record and self.prehashed is not True):
+            if isinstance(record, dict) and record.get("user_id") is not None:
+                self.prehashed = False
+            return record
+        hashed = record.pop(HASH_COLUMN, None)
+        raw = record.get("user_id")
+        if hashed is not None and raw is not None:
+            return _BadRecord("both user_id and user_id_hash: an event has one user")
+        if raw is not None:
+            return _BadRecord("user_id in a file of stored hashes (user_id_hash); use one or the other")
+        if hashed is None:
+            return record
+        if self.prehashed is False:
+            return _BadRecord("user_id_hash in a file of raw user_ids; use one or the other")
+        if not is_stored_hash(hashed):
+            return _BadRecord("user_id_hash must be a stored hash (16 lowercase hex characters, as exported)")
+        self.prehashed = True
+        record["user_id"] = hashed
+        return record
+
+
 def import_file(ingestor: Ingestor, path: Path, progress: Progress | None = None) -> IngestReport:
-    """Load one file in batches of 10,000; a bad line is a rejection (by record number), never a stop."""
+    """Load one file in batches of 10,000; a bad line is a rejection (by record number), never a stop.
+
+    A file written by `export` carries `user_id_hash` (stored hashes): those are stored as they are,
+    never hashed a second time, so export → import gives back the same rows.
+    """
     total = IngestReport()
     batch: list[Any] = []
     positions: list[int] = []
     seen = 0
+    users = _HashColumn()
 
     def flush() -> None:
-        report = ingestor.ingest(batch)
+        report = ingestor.ingest(batch, prehashed_users=bool(users.prehashed))
         errors, report.errors = report.errors, []
         total.merge(report)
         total.errors.extend((positions[i], reason) for i, reason in errors[: max(0, 100 - len(total.errors))])
@@ -119,7 +157,8 @@ def import_file(ingestor: Ingestor, path: Path, progress: Progress | None = None
         if progress:
             progress(seen, None)
 
-    for record in records(path):
+    for raw in records(path):
+        record = users.check(raw)
         if isinstance(record, _BadRecord):
             total.reject(seen, record.reason)
         else:

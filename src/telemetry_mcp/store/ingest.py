@@ -172,14 +172,21 @@ class Ingestor:
         service_version: str | None = None,
         do_not_track: bool = False,
         now: datetime | None = None,
+        prehashed_users: bool = False,
     ) -> IngestReport:
         """Validate, scrub and store one batch. One bad event never loses the good ones.
 
-        The accepted rows are committed in one statement before this returns.
+        The accepted rows are committed in one statement before this returns. `prehashed_users`:
+        the user_ids are stored hashes already (an export being imported) and are kept as they are.
         """
         self._check_size(len(events))
         prepared = self.prepare(
-            events, service=service, service_version=service_version, do_not_track=do_not_track, now=now
+            events,
+            service=service,
+            service_version=service_version,
+            do_not_track=do_not_track,
+            now=now,
+            prehashed_users=prehashed_users,
         )
         return self.commit(prepared)
 
@@ -230,6 +237,7 @@ class Ingestor:
         do_not_track: bool = False,
         now: datetime | None = None,
         default_ids: Callable[[int], str] | None = None,
+        prehashed_users: bool = False,
     ) -> Prepared:
         """Validation and the privacy pipeline, no I/O (safe to run in another thread than commit).
 
@@ -244,13 +252,17 @@ class Ingestor:
         if self._row_exclusions:
             from telemetry_mcp.store.reference import reference_rows
 
-            table = reference_rows(self, events, report, received_at, service, service_version, default_ids)
+            table = reference_rows(
+                self, events, report, received_at, service, service_version, default_ids, prehashed_users
+            )
             return Prepared(report, table, received_at, len(events))
         # The cyclic GC is the largest single cost of big payloads (PERF_NOTES): pause it per batch.
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:
-            table = self._columns(events, report, received_at, service, service_version, default_ids)
+            table = self._columns(
+                events, report, received_at, service, service_version, default_ids, prehashed_users
+            )
         finally:
             if gc_was_enabled:
                 gc.enable()
@@ -264,6 +276,7 @@ class Ingestor:
         service: str | None,
         service_version: str | None,
         default_ids: Callable[[int], str] | None,
+        prehashed_users: bool = False,
     ) -> pa.Table | None:
         v = validate_batch(events, received_at)
         for index, reason in v.rejects:
@@ -302,7 +315,9 @@ class Ingestor:
             props_json = list(compress(v.props_json, keep))
         else:
             ts, props_json = v.ts, v.props_json
-        return self._private_table(recs, ids, ts, props_json, report, received_at, service, service_version)
+        return self._private_table(
+            recs, ids, ts, props_json, report, received_at, service, service_version, prehashed_users
+        )
 
     def _private_table(
         self,
@@ -314,6 +329,7 @@ class Ingestor:
         received_at: datetime,
         service: str | None,
         service_version: str | None,
+        prehashed_users: bool = False,
     ) -> pa.Table:
         s = self.privacy.settings
         n = len(recs)
@@ -345,7 +361,8 @@ class Ingestor:
                     pages[k] = clean_page
                     _add_path(paths, k, "page")
         raw_users = [r.user_id for r in recs]
-        users = [None if u is None else self._hash(u) for u in raw_users] if s.hash_user_ids else raw_users
+        hashing = s.hash_user_ids and not prehashed_users
+        users = [None if u is None else self._hash(u) for u in raw_users] if hashing else raw_users
         for k, r in enumerate(recs):
             if r.ip is not None:
                 _add_path(paths, k, "ip")

@@ -34,6 +34,7 @@ def reference_rows(
     service: str | None,
     service_version: str | None,
     default_ids: Callable[[int], str] | None = None,
+    prehashed_users: bool = False,
 ) -> pa.Table | None:
     """Validate and scrub event by event; the accepted rows as a table of ROW_SCHEMA (None: none)."""
     from telemetry_mcp.store.ingest import ROW_SCHEMA
@@ -73,7 +74,12 @@ def reference_rows(
             row["service"] = service
         if row["service_version"] is None:
             row["service_version"] = service_version
+        stored_hash = row["user_id"] if prehashed_users else None
+        if stored_hash is not None:
+            row["user_id"] = None  # already the stored hash: not hashed again
         paths = ingestor.privacy.apply(row)
+        if stored_hash is not None:
+            row["user_id"] = stored_hash
         report.redactions += len(paths)
         user_id, session_id, props = row["user_id"], row["session_id"], row["properties"]
         if props is not None and any(p.startswith("properties") for p in paths):

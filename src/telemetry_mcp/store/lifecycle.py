@@ -1,0 +1,295 @@
+"""Data lifecycle on an open store: forget users, prune raw events past their retention, compact.
+
+Deletions hold the store's write lock one chunk at a time (`maintenance_chunk_rows` rows per
+transaction), so ingest waits at most one chunk and readers never wait: DuckDB's MVCC lets a read
+see the store as it was when the read began.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import duckdb
+
+from telemetry_mcp.errors import InvalidArgument
+from telemetry_mcp.events.privacy import hash_user_id
+from telemetry_mcp.store.db import Store
+from telemetry_mcp.store.export import is_stored_hash
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+MAX_FORGET_IDS = 10_000
+# DuckDB returns no space to the OS by itself; a CHECKPOINT after this many deletions at least
+# makes the freed blocks reusable (and truncates the file when they are at its end).
+CHECKPOINT_AFTER_ROWS = 100_000
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+# ---------------------------------------------------------------- forget
+
+
+@dataclass
+class ForgottenUser:
+    given: str
+    matched_as: str  # "stored hash" or "raw id" (hashed as at ingest)
+    user_hash: str
+    events: int
+
+
+@dataclass
+class ForgetReport:
+    users: list[ForgottenUser]
+    events: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def lines(self) -> list[str]:
+        out = [f"forgot {len(self.users)} user(s): {self.events:,} events deleted"]
+        out += [f"  {u.given} ({u.matched_as} {u.user_hash}): {u.events:,} events" for u in self.users]
+        return out
+
+
+def _stored_form(store: Store, given: str, present: set[str]) -> tuple[str, str]:
+    """The user_id as stored for one argument: a stored hash as it is, else the raw id hashed."""
+    if not store.settings.hash_user_ids:
+        return given, "stored id"
+    if is_stored_hash(given) and given in present:
+        return given, "stored hash"
+    return hash_user_id(given, store.salt), "raw id"
+
+
+def forget_users(store: Store, user_ids: Sequence[str]) -> ForgetReport:
+    """Delete every event of these users (raw ids, hashed as at ingest, or stored hashes).
+
+    All of them go in one transaction: a forget is never half done.
+    """
+    ids = [u for u in dict.fromkeys(user_ids) if u]
+    if not ids:
+        raise InvalidArgument("forget: give at least one user id (a raw id as sent, or a stored hash)")
+    if len(ids) > MAX_FORGET_IDS:
+        raise InvalidArgument(f"forget: at most {MAX_FORGET_IDS:,} user ids per call; split the list")
+    with store.write_lock:
+        cur = store.cursor()
+        try:
+            maybe = [u for u in ids if is_stored_hash(u)]
+            present = {
+                r[0]
+                for r in cur.execute(
+                    "SELECT DISTINCT user_id FROM events WHERE list_contains(?::VARCHAR[], user_id)", [maybe]
+                ).fetchall()
+            }
+            forms = [(u, *_stored_form(store, u, present)) for u in ids]
+            hashes = [f[1] for f in forms]
+            counts = dict(
+                cur.execute(
+                    "SELECT user_id, count(*) FROM events WHERE list_contains(?::VARCHAR[], user_id) GROUP BY 1",
+                    [hashes],
+                ).fetchall()
+            )
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                cur.execute("DELETE FROM events WHERE list_contains(?::VARCHAR[], user_id)", [hashes])
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+        finally:
+            cur.close()
+    users = [ForgottenUser(given, how, h, int(counts.get(h, 0))) for given, h, how in forms]
+    return ForgetReport(users, sum(u.events for u in users))
+
+
+# ---------------------------------------------------------------- retention
+
+
+@dataclass
+class PruneReport:
+    dry_run: bool
+    raw_retention_days: int
+    cutoff: str | None  # events before this (UTC) are past retention; None: kept forever
+    raw_events: int  # deleted, or that would be deleted
+    oldest: str | None  # the oldest event past retention
+    remaining: int  # raw events past retention still stored (a bounded step may leave some)
+    database_bytes_before: int
+    database_bytes_after: int
+    seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def lines(self) -> list[str]:
+        if self.cutoff is None:
+            return ["raw events are kept forever (raw_retention_days = 0): nothing to prune"]
+        verb = "would delete" if self.dry_run else "deleted"
+        head = (
+            f"{verb} {self.raw_events:,} raw events older than {self.cutoff}Z "
+            f"(raw_retention_days = {self.raw_retention_days})"
+        )
+        if self.oldest:
+            head += f", the oldest from {self.oldest}Z"
+        out = [head]
+        if self.remaining:
+            out.append(f"  {self.remaining:,} more remain past retention (the next step deletes them)")
+        if not self.dry_run:
+            out.append(
+                f"  store {self.database_bytes_before:,} → {self.database_bytes_after:,} bytes "
+                f"in {self.seconds:.1f} s"
+            )
+        return out
+
+
+def cutoff_of(store: Store, now: datetime) -> datetime | None:
+    days = store.settings.raw_retention_days
+    return None if days == 0 else now - timedelta(days=days)
+
+
+def _past(store: Store, cutoff: datetime) -> tuple[int, datetime | None]:
+    cur = store.cursor()
+    try:
+        row = cur.execute("SELECT count(*), min(ts) FROM events WHERE ts < ?", [cutoff]).fetchall()[0]
+    finally:
+        cur.close()
+    return int(row[0]), row[1]
+
+
+def _iso(ts: datetime | None) -> str | None:
+    return None if ts is None else ts.isoformat(timespec="seconds")
+
+
+def prune(
+    store: Store, now: datetime | None = None, *, dry_run: bool = False, max_chunks: int | None = None
+) -> PruneReport:
+    """Delete raw events older than the raw retention, one chunk per transaction.
+
+    `max_chunks` bounds the work of one call (the background step); None: until none are left.
+    """
+    started = time.perf_counter()
+    now = now or utcnow()
+    cutoff = cutoff_of(store, now)
+    before = store.database_bytes()
+    if cutoff is None:
+        return PruneReport(dry_run, 0, None, 0, None, 0, before, before, 0.0)
+    pending, oldest = _past(store, cutoff)
+    deleted = 0
+    if not dry_run and pending:
+        chunk = store.settings.maintenance_chunk_rows
+        chunks = 0
+        while max_chunks is None or chunks < max_chunks:
+            n = _delete_chunk(store, cutoff, chunk)
+            deleted += n
+            chunks += 1
+            if n < chunk:
+                break
+        if deleted >= CHECKPOINT_AFTER_ROWS or deleted == pending:
+            _checkpoint(store)
+    remaining = pending - deleted if not dry_run else pending
+    shown = pending if dry_run else deleted
+    return PruneReport(
+        dry_run,
+        store.settings.raw_retention_days,
+        _iso(cutoff),
+        shown,
+        _iso(oldest),
+        remaining if not dry_run else 0,
+        before,
+        store.database_bytes(),
+        time.perf_counter() - started,
+    )
+
+
+def _checkpoint(store: Store) -> None:
+    """CHECKPOINT with ingest held off (DuckDB refuses one while a write transaction is open)."""
+    with store.write_lock:
+        try:
+            store.checkpoint()
+        except duckdb.TransactionException as exc:  # the freed blocks become reusable at the next one
+            log.info("checkpoint after pruning deferred: %s", exc)
+
+
+def _delete_chunk(store: Store, cutoff: datetime, chunk: int) -> int:
+    """Delete up to `chunk` of the oldest-arrived events past the cutoff, in one transaction."""
+    with store.write_lock:
+        cur = store.cursor()
+        try:
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                row = cur.execute(
+                    "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE ts < ? ORDER BY seq LIMIT ?)",
+                    [cutoff, chunk],
+                ).fetchall()
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+        finally:
+            cur.close()
+    return int(row[0][0]) if row else 0
+
+
+# ---------------------------------------------------------------- the owner's background step
+
+
+@dataclass
+class Maintenance:
+    """The owner's background job: every `interval` seconds, one bounded prune step.
+
+    `clock` is injectable so that tests decide what "now" is; `step()` runs one step at once.
+    """
+
+    store: Store
+    clock: Clock = utcnow
+    max_chunks: int = 20
+    interval: float | None = None
+    steps: int = 0
+    last: PruneReport | None = None
+    errors: list[str] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def step(self) -> PruneReport:
+        report = prune(self.store, self.clock(), max_chunks=self.max_chunks)
+        self.steps += 1
+        self.last = report
+        if report.raw_events:
+            log.info("maintenance: %s", "; ".join(report.lines()))
+        return report
+
+    def start(self) -> None:
+        """Run steps in a daemon thread until `stop()` (no-op when the interval is 0)."""
+        seconds = (
+            self.interval
+            if self.interval is not None
+            else self.store.settings.maintenance_interval_minutes * 60
+        )
+        if seconds <= 0 or self._thread is not None:
+            return
+
+        def loop() -> None:
+            while not self._stop.wait(seconds):
+                try:
+                    # a step with work left runs again soon, so a backlog drains in bounded steps
+                    while self.step().remaining and not self._stop.wait(1.0):
+                        pass
+                except Exception as exc:  # the top of the thread: log, keep the owner serving
+                    log.warning("maintenance step failed: %s", exc)
+                    self.errors.append(f"{type(exc).__name__}: {exc}")
+
+        self._thread = threading.Thread(target=loop, name="telemetry-mcp-maintenance", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None

@@ -1,0 +1,157 @@
+"""export → import gives back the same stored rows, in every format, with bounded memory."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import psutil
+import pytest
+
+from lifecycle_data import events
+from telemetry_mcp.analytics.common import utcnow
+from telemetry_mcp.cli import main
+from telemetry_mcp.config import Settings, load_settings
+from telemetry_mcp.store import Store
+from telemetry_mcp.store.export import export_events
+from telemetry_mcp.store.importer import import_file
+from telemetry_mcp.store.ingest import Ingestor
+
+SALT = "00112233445566778899aabbccddeeff"
+# Every stored column but the store's own bookkeeping: seq and received_at (arrival in this store)
+# and redacted_paths (what ingest scrubbed here; an exported row has nothing left to scrub).
+ROW = """SELECT event_id, ts, event_type, name, component, user_id, session_id, actor, severity,
+       duration_ms, value, unit, service, service_version, platform, os, framework, page,
+       properties::VARCHAR, session_key, id_hash FROM events ORDER BY event_id"""
+
+
+def _settings(db: str, **extra: object) -> Settings:
+    return load_settings({"db": db, "threads": 2, "salt": SALT, **extra}, env={})
+
+
+def _rows(store: Store) -> list[tuple[object, ...]]:
+    store.refresh_sessions()
+    cur = store.cursor()
+    try:
+        return cur.execute(ROW).fetchall()
+    finally:
+        cur.close()
+
+
+def _load(store: Store, data: list[dict[str, object]]) -> None:
+    ingestor = Ingestor(store)
+    for i in range(0, len(data), 10_000):
+        report = ingestor.ingest(data[i : i + 10_000])
+        assert report.rejected == 0, report.errors[:3]
+
+
+@pytest.fixture(scope="module")
+def source() -> Store:
+    store = Store(_settings(":memory:"))
+    _load(store, events(100_000, utcnow() - timedelta(days=40)))
+    return store
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
+def test_an_export_of_100000_events_imports_back_to_identical_rows(
+    source: Store, fmt: str, tmp_path: Path
+) -> None:
+    path = tmp_path / f"events.{fmt}"
+    report = export_events(source, path, fmt)
+    assert report.events == 100_000 and path.stat().st_size == report.bytes
+    with Store(_settings(":memory:")) as copy:
+        imported = import_file(Ingestor(copy), path)
+        assert (imported.accepted, imported.rejected, imported.duplicates) == (100_000, 0, 0)
+        assert _rows(copy) == _rows(source)
+
+
+def test_user_ids_travel_as_stored_hashes_and_are_not_hashed_twice(source: Store, tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    export_events(source, path, "jsonl")
+    with path.open() as fh:
+        fh.readline()  # event 0 has no user
+        second = json.loads(fh.readline())
+    assert "user_id" not in second and len(second["user_id_hash"]) == 16
+    other_salt = _settings(":memory:", salt="ffeeddccbbaa99887766554433221100")
+    with Store(other_salt) as copy:  # another store, another salt: the hashes still stay as exported
+        import_file(Ingestor(copy), path)
+        assert _rows(copy) == _rows(source)
+
+
+def test_since_and_until_select_a_half_open_range_of_the_export(source: Store, tmp_path: Path) -> None:
+    cur = source.cursor()
+    since, until = cur.execute(
+        "SELECT min(ts) + INTERVAL 10 DAY, min(ts) + INTERVAL 20 DAY FROM events"
+    ).fetchall()[0]
+    expected = cur.execute("SELECT count(*) FROM events WHERE ts >= ? AND ts < ?", [since, until]).fetchall()[
+        0
+    ][0]
+    cur.close()
+    report = export_events(source, tmp_path / "part.parquet", "parquet", since, until)
+    assert report.events == expected and 0 < expected < 100_000
+
+
+def test_an_export_matching_nothing_is_a_valid_empty_file(source: Store, tmp_path: Path) -> None:
+    since = utcnow() + timedelta(days=1)
+    for fmt in ("jsonl", "csv", "parquet"):
+        path = tmp_path / f"none.{fmt}"
+        assert export_events(source, path, fmt, since).events == 0
+        with Store(_settings(":memory:")) as copy:
+            assert import_file(Ingestor(copy), path).accepted == 0
+
+
+def test_an_imported_user_id_hash_that_is_not_a_stored_hash_is_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text(
+        '{"event_type": "page_view", "user_id_hash": "0123456789abcdef"}\n'
+        '{"event_type": "page_view", "user_id_hash": "ann@example.com"}\n'
+        '{"event_type": "page_view", "user_id": "raw-id-in-a-file-of-hashes"}\n'
+    )
+    with Store(_settings(":memory:")) as store:
+        report = import_file(Ingestor(store), path)
+        assert (report.accepted, report.rejected) == (1, 2)
+        assert [i for i, _ in report.errors] == [1, 2]
+        assert "16 lowercase hex" in report.errors[0][1]
+        assert _rows(store)[0][5] == "0123456789abcdef"
+
+
+def test_the_export_command_writes_the_file_and_says_how_many_events(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = str(tmp_path / "cli.duckdb")
+    with Store(_settings(db)) as store:
+        _load(store, events(2_000, utcnow() - timedelta(days=3), days=2))
+    out = tmp_path / "out.csv"
+    assert main(["export", "--db", db, "--salt", SALT, "--since", "2d", str(out)]) == 0
+    line = capsys.readouterr().out
+    assert line.startswith("exported ") and str(out) in line and "(csv," in line
+    assert 0 < sum(1 for _ in out.open()) - 1 < 2_000
+
+
+def test_exporting_many_events_does_not_hold_them_in_memory(tmp_path: Path) -> None:
+    """A smaller version of the benchmark's 2 M-event check: what the export adds to the process is
+    DuckDB's buffer pool (capped by memory_limit) plus one window of rows, whatever the store's size."""
+    with Store(_settings(str(tmp_path / "big.duckdb"), memory_limit="64MB")) as store:
+        _load(store, events(300_000, utcnow() - timedelta(days=40)))
+        store.refresh_sessions()
+        store.checkpoint()
+        proc = psutil.Process()
+        base, peak = proc.memory_info().rss, [0]
+        done = threading.Event()
+
+        def watch() -> None:
+            while not done.wait(0.01):
+                peak[0] = max(peak[0], proc.memory_info().rss)
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        try:
+            report = export_events(store, tmp_path / "big.jsonl", "jsonl", window=20_000)
+        finally:
+            done.set()
+            watcher.join()
+    growth = max(peak[0] - base, 0)
+    assert report.events == 300_000 and report.bytes > 100_000_000
+    assert growth < 64 * 2**20 + 64 * 2**20, (growth, report.bytes)
