@@ -141,24 +141,35 @@ def _import(settings: Settings, files: list[Path], *, quiet: bool) -> int:
         ingestor = Ingestor(store)
         grand = {"accepted": 0, "rejected": 0, "duplicates": 0, "dropped": 0}
         for path in files:
+            bar = None
+            if not quiet and path.is_file():
+                from tqdm import tqdm
 
-            def progress(done: int, total: int | None, path: Path = path) -> None:
-                if not quiet:
-                    rate = done / max(time.perf_counter() - started, 1e-9)
-                    print(
-                        f"\r{path.name}: {done:,} records ({rate:,.0f}/s)",
-                        end="",
-                        file=sys.stderr,
-                        flush=True,
-                    )
+                bar = tqdm(
+                    total=max(path.stat().st_size, 1),
+                    unit="B",
+                    unit_scale=True,
+                    unit_divisor=1024,
+                    desc=path.name,
+                    file=sys.stderr,
+                    dynamic_ncols=True,
+                )
+
+            def progress(done: int, read: int, size: int, bar: Any = bar) -> None:
+                if bar is not None:
+                    bar.update(read - bar.n)
+                    rate = done / max(bar.format_dict["elapsed"], 1e-9)
+                    bar.set_postfix_str(f"{done:,} records, {rate:,.0f}/s", refresh=False)
 
             try:
                 report = import_file(ingestor, path, progress)
             except TelemetryError as exc:
+                if bar is not None:
+                    bar.close()
                 print(f"\ntelemetry-mcp: {exc}", file=sys.stderr)
                 return 2
-            if not quiet:
-                print(file=sys.stderr)
+            if bar is not None:
+                bar.close()
             print(
                 f"{path}: accepted {report.accepted:,}, rejected {report.rejected:,}, "
                 f"duplicates {report.duplicates:,}, dropped (do-not-track/sampling) "

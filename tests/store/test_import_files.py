@@ -71,7 +71,7 @@ def test_record_numbers_stay_right_across_batches_of_ten_thousand(app: App, tmp_
     path = write_jsonl(tmp_path / "many.ndjson", lines)
     progress: list[int] = []
 
-    report = import_file(app.ingestor, path, lambda done, total: progress.append(done))
+    report = import_file(app.ingestor, path, lambda done, read, size: progress.append(done))
 
     assert (report.accepted, report.rejected) == (10_004, 1)
     assert report.errors == [(10_002, 'unknown field "color": custom data belongs in "properties"')]
@@ -109,7 +109,7 @@ def test_a_json_object_with_an_events_list_is_imported(app: App, tmp_path: Path)
         ('{"events": 3}', 'expected a JSON array of events (or {"events": [...]})'),
         (
             "[{]",
-            "not valid JSON (Expecting property name enclosed in double quotes: line 1 column 3 (char 2))",
+            "not valid JSON after 0 records (parse error: invalid object key (must be a string))",
         ),
     ],
 )
@@ -240,7 +240,8 @@ def test_an_unsupported_extension_is_refused_listing_the_supported_ones(app: App
         import_file(app.ingestor, path)
 
     assert (
-        str(info.value) == f"{path}: unsupported file type; use one of .csv, .json, .jsonl, .ndjson, .parquet"
+        str(info.value)
+        == f"{path}: unsupported file type; use one of .csv, .json, .jsonl, .ndjson, .parquet, and .gz of the text formats"
     )
 
 
@@ -301,3 +302,97 @@ def test_the_import_command_on_a_missing_file_exits_2_with_one_clear_line(tmp_pa
     assert done.returncode == 2
     assert done.stdout == ""
     assert done.stderr.strip() == f"telemetry-mcp: {missing}: no such file"
+
+
+# --- gzip, streaming, re-runs ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["events.jsonl.gz", "events.json.gz", "events.csv.gz"])
+def test_a_gzip_of_each_text_format_is_imported(app: App, tmp_path: Path, name: str) -> None:
+    import gzip
+
+    events = [{"event_id": f"g{i}", "event_type": "feature_used", "name": f"f{i % 3}"} for i in range(25)]
+    if name.startswith("events.jsonl"):
+        text = "\n".join(json.dumps(e) for e in events) + "\n"
+    elif name.startswith("events.json"):
+        text = json.dumps({"events": events})
+    else:
+        text = "event_id,event_type,name\n" + "".join(
+            f"{e['event_id']},{e['event_type']},{e['name']}\n" for e in events
+        )
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(text.encode()))
+
+    report = import_file(app.ingestor, path)
+
+    assert (report.accepted, report.rejected) == (25, 0)
+    assert rows(app, "event_id, name")[:2] == [("g0", "f0"), ("g1", "f1")]
+
+
+def test_a_large_json_array_is_read_item_by_item_with_progress_in_bytes(app: App, tmp_path: Path) -> None:
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps([{"event_type": "x", "value": i} for i in range(25_000)]))
+    seen: list[tuple[int, int, int]] = []
+
+    report = import_file(app.ingestor, path, lambda done, read, size: seen.append((done, read, size)))
+
+    assert report.accepted == 25_000
+    assert [s[0] for s in seen] == [10_000, 20_000, 25_000]
+    size = path.stat().st_size
+    assert all(s[2] == size for s in seen) and seen[-1][1] == size
+    assert seen[0][1] < size  # bytes read grow as the array is read, not all at once
+
+
+def test_records_without_an_event_id_get_one_from_the_file_so_a_rerun_stores_nothing_twice(
+    app: App, tmp_path: Path
+) -> None:
+    records = [json.dumps({"event_type": "x", "value": i}) for i in range(300)]
+    path = write_jsonl(tmp_path / "noids.jsonl", records)
+    assert path.stat().st_size > 4096
+
+    first = import_file(app.ingestor, path)
+    again = import_file(app.ingestor, path)
+
+    assert (first.accepted, again.accepted, again.duplicates) == (300, 0, 300)
+    assert app.store.fetch("SELECT count(*), count(DISTINCT event_id) FROM events") == [(300, 300)]
+    # a file that grew (past its first 4 KiB) keeps its records' ids: only the new one is stored
+    with path.open("a") as fh:
+        fh.write(json.dumps({"event_type": "x", "value": 999}) + "\n")
+    appended = import_file(app.ingestor, path)
+    assert (appended.accepted, appended.duplicates) == (1, 300)
+
+
+def test_an_import_killed_midway_and_run_again_stores_every_record_exactly_once(tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    db = tmp_path / "k.duckdb"
+    path = tmp_path / "many.jsonl"
+    n = 200_000
+    with path.open("w") as fh:
+        for i in range(n):
+            fh.write(json.dumps({"event_type": "component_load", "component": f"C{i % 9}", "user_id": f"u{i % 500}",
+                                 "duration_ms": i % 97}) + "\n")  # fmt: skip
+    cmd = [sys.executable, "-m", "telemetry_mcp", "import", "--db", str(db), str(path)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=server_env())
+    assert proc.stderr is not None
+    os.set_blocking(proc.stderr.fileno(), False)
+    seen = b""
+    deadline = time.monotonic() + 120
+    while b"records" not in seen and proc.poll() is None and time.monotonic() < deadline:
+        seen += proc.stderr.read() or b""
+        time.sleep(0.02)
+    assert proc.poll() is None, "the import finished before it could be killed: make the file larger"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    proc.stderr.close()
+    with Store(load_settings({"db": str(db)}, env={})) as store:
+        partial = int(store.fetch("SELECT count(*) FROM events")[0][0])
+    assert 0 < partial < n
+
+    rerun = subprocess.run([*cmd, "--quiet"], capture_output=True, text=True, timeout=300, env=server_env())
+
+    assert rerun.returncode == 0, rerun.stderr
+    with Store(load_settings({"db": str(db)}, env={})) as store:
+        assert store.fetch("SELECT count(*), count(DISTINCT event_id) FROM events") == [(n, n)]
