@@ -108,6 +108,13 @@
   function timeFmt(v) {
     return new Date(v * 1000).toISOString().slice(5, 10);
   }
+  function hourFmt(v) {
+    var iso = new Date(v * 1000).toISOString();
+    return iso.slice(11, 13) === "00" ? iso.slice(5, 10) : iso.slice(11, 16);
+  }
+  function fmtFor(interval) {
+    return interval === "hour" || interval === "minute" ? hourFmt : timeFmt;
+  }
   function line(color, label, extra) {
     return Object.assign({ label: label, stroke: color, width: 2, points: { show: true, size: 4 } }, extra || {});
   }
@@ -189,7 +196,7 @@
       }));
       var box = section(root, "Events per " + d.interval + " by " + d.group_by);
       plot(box, stats, {
-        scales: { x: { time: true } }, axes: axes(stats, timeFmt),
+        scales: { x: { time: true } }, axes: axes(stats, fmtFor(d.interval)),
         series: [{}].concat(groups.map(function (g, i) { return line(pal[i % pal.length], g); })),
       }, data);
       stats.marks += series.length;
@@ -197,7 +204,7 @@
       var ts = series.map(function (r) { return secs(r.bucket_start); });
       var box2 = section(root, "Events per " + d.interval);
       plot(box2, stats, {
-        scales: { x: { time: true } }, axes: axes(stats, timeFmt),
+        scales: { x: { time: true } }, axes: axes(stats, fmtFor(d.interval)),
         series: [{ label: "bucket" }, line(pal[0], "events"), line(pal[2], "users"), line(c.danger, "errors")],
       }, [ts, series.map(function (r) { return r.count; }), series.map(function (r) { return r.unique_users; }),
         series.map(function (r) { return r.error_count; })]);
@@ -206,7 +213,7 @@
       if (withP.length) {
         var box3 = section(root, (d.metric || "duration_ms") + " p50 / p95 (" + (d.unit || "") + ")");
         plot(box3, stats, {
-          height: 180, scales: { x: { time: true } }, axes: axes(stats, timeFmt),
+          height: 180, scales: { x: { time: true } }, axes: axes(stats, fmtFor(d.interval)),
           series: [{}, line(pal[1], "p50"), line(pal[3], "p95")],
         }, [withP.map(function (r) { return secs(r.bucket_start); }), withP.map(function (r) { return r.p50; }),
           withP.map(function (r) { return r.p95; })]);
@@ -480,7 +487,7 @@
   TM.line = line;
   TM.hbars = hbars;
   TM.palette = palette;
-  TM.timeFmt = timeFmt;
+  TM.timeFmt = fmtFor;
 
   /** Draw `result` (a tool's structuredContent) of `kind` into `root`; returns what was drawn. */
   TM.render = function (root, kind, result) {
