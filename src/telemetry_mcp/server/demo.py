@@ -182,6 +182,15 @@ async def _show_service(db: str, out: Any) -> int:
             )
             for name in ("/health", "/ready"):
                 print(f"   GET {name} → {(await http.get(name)).text}", file=out)
+            page = await http.get("/")
+            dash = await http.get("/api/v1/dashboard", params={"since": "7d"})
+            failures += page.status_code != 200 or dash.status_code != 200
+            tiles = dash.json().get("tiles", {}) if dash.status_code == 200 else dash.text[:200]
+            print(
+                f"   GET / → {page.status_code} the dashboard ({len(page.text):,} characters of HTML); open {url}/",
+                file=out,
+            )
+            print(f"   GET /api/v1/dashboard?since=7d → {tiles}", file=out)
             run = f"demo-{int(time.time())}"
             for label, path, headers, body in _collector_calls(run):
                 r = await http.post(path, json=body, headers=headers)
