@@ -91,6 +91,22 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", parents=[common], help="load the fixture data into a demo store and show every tool answering"
     )
     demo.add_argument("--data", type=Path, default=None, help="JSONL to load (default: the bundled sample)")
+    report = sub.add_parser(
+        "report",
+        parents=[common],
+        help="write the daily-health / weekly-trends report: one self-contained HTML file and/or Markdown",
+    )
+    report.add_argument("--html", type=Path, default=None, metavar="FILE", help="write the HTML report here")
+    report.add_argument(
+        "--md", type=Path, default=None, metavar="FILE", help="write the Markdown report here"
+    )
+    report.add_argument("--kind", choices=["daily", "weekly", "both"], default="both")
+    report.add_argument(
+        "--until",
+        default=None,
+        metavar="WHEN",
+        help="end of the report (ISO date/datetime, UTC; default now)",
+    )
     return parser
 
 
@@ -115,6 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _import(settings, args.files, quiet=args.quiet)
         if args.command in ("export", "forget", "prune"):
             return _lifecycle(settings, args)
+        if args.command == "report":
+            return _report(settings, args)
         transport = getattr(args, "transport", "stdio") if args.command == "serve" else "stdio"
         from telemetry_mcp.server.run import serve
 
@@ -234,3 +252,32 @@ def _export_body(args: argparse.Namespace) -> dict[str, Any]:
     }
     # absolute: the owner may run in another working directory
     return {"path": str(path.expanduser().resolve()), "format": fmt, **bounds}
+
+
+def _report(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncio
+    from datetime import UTC, datetime
+
+    from telemetry_mcp.server.report import write_report
+
+    if args.html is None and args.md is None:
+        print("telemetry-mcp: report needs --html FILE and/or --md FILE", file=sys.stderr)
+        return 2
+    try:
+        until = datetime.fromisoformat(args.until) if args.until else datetime.now(UTC)
+    except ValueError:
+        print(
+            f"telemetry-mcp: --until {args.until!r} is not an ISO date or datetime (2026-11-01)",
+            file=sys.stderr,
+        )
+        return 2
+    until = until if until.tzinfo else until.replace(tzinfo=UTC)
+    report = asyncio.run(write_report(settings, args.kind, until, args.html, args.md))
+    sections = [s for part in report["parts"] for s in part["sections"]]
+    failed = [s["title"] for s in sections if s["error"]]
+    for path in (args.html, args.md):
+        if path is not None:
+            print(f"wrote {path} ({len(sections)} sections up to {report['until']})", file=sys.stderr)
+    for title in failed:
+        print(f"  not available: {title}", file=sys.stderr)
+    return 0

@@ -10,12 +10,17 @@ from telemetry_mcp.events.model import CORE_TYPES
 from telemetry_mcp.server.app import App, build_server
 
 
-async def test_both_resources_are_listed_as_json(app: App) -> None:
+async def test_both_data_resources_are_listed_as_json_beside_the_app_views(app: App) -> None:
     async with Client(build_server(app)) as client:
         listed = await client.list_resources()
     assert sorted((str(r.uri), r.name, r.mime_type) for r in listed.resources) == [
         ("telemetry://catalog", "catalog", "application/json"),
         ("telemetry://schema/events", "event_schema", "application/json"),
+        ("ui://telemetry-mcp/adoption", "view-adoption", "text/html;profile=mcp-app"),
+        ("ui://telemetry-mcp/anomalies", "view-anomalies", "text/html;profile=mcp-app"),
+        ("ui://telemetry-mcp/behavior", "view-behavior", "text/html;profile=mcp-app"),
+        ("ui://telemetry-mcp/metrics", "view-metrics", "text/html;profile=mcp-app"),
+        ("ui://telemetry-mcp/performance", "view-performance", "text/html;profile=mcp-app"),
     ]
     assert all(r.description for r in listed.resources)
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
+from mcp.server.apps import Apps
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, InputRequiredResult, ToolAnnotations
@@ -26,6 +27,7 @@ from telemetry_mcp.server.arg_errors import argument_problems
 from telemetry_mcp.server.lean import slim_tool
 from telemetry_mcp.store import Store
 from telemetry_mcp.store.ingest import Ingestor
+from telemetry_mcp.views import VIEWS, view_html
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -116,14 +118,18 @@ def tool(
     read_only: bool = True,
     idempotent: bool = True,
     rest_hint: str = budget.DEFAULT_REST_HINT,
+    view: str | None = None,
 ) -> Callable[[F], F]:
     """Register a tool whose TelemetryErrors reach the agent as readable is_error results.
 
     The function returns a pydantic result model (with `summary`); the answer is fitted to the
     answer budget (`budget.answer`: compact text, cut lists, `truncated`, `rest_hint` in the summary)
     and the output schema stays the model's. user_id values in filter arguments are hashed as the
-    stored ids are (SPEC section 3, step 6).
+    stored ids are (SPEC section 3, step 6). `view` names an MCP App view (`telemetry_mcp.views.VIEWS`)
+    linked through `_meta.ui.resourceUri`: an Apps host draws the structured content there, the model
+    still reads the compact text, and clients without Apps see nothing new.
     """
+    meta = {"ui": {"resourceUri": VIEWS[view].uri}} if view is not None else None
 
     def deco(fn: F) -> F:
         signature = inspect.signature(fn, eval_str=True)
@@ -173,6 +179,7 @@ def tool(
                 idempotent_hint=idempotent,
                 open_world_hint=False,
             ),
+            meta=meta,
         )(wrapper)
         return fn
 
@@ -183,6 +190,16 @@ def build_server(app: App) -> MCPServer[Any]:
     """An MCPServer with every tool, resource and prompt registered against `app`."""
     from telemetry_mcp.server.tools import TOOL_MODULES
 
+    apps = Apps()
+    for view in VIEWS.values():
+        apps.add_html_resource(
+            view.uri,
+            view_html(view.name),
+            name=f"view-{view.name}",
+            title=view.title,
+            description=view.description,
+            prefers_border=True,
+        )
     mcp: MCPServer[Any] = TelemetryServer(
         "telemetry-mcp",
         title="telemetry-mcp",
@@ -190,6 +207,7 @@ def build_server(app: App) -> MCPServer[Any]:
         instructions=INSTRUCTIONS,
         version=__version__,
         log_level=app.settings.log_level if app.settings.log_level != "DEBUG" else "DEBUG",
+        extensions=[apps],
     )
     setattr(mcp, _APP_ATTR, app)
     for name in TOOL_MODULES:

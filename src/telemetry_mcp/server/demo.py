@@ -182,6 +182,15 @@ async def _show_service(db: str, out: Any) -> int:
             )
             for name in ("/health", "/ready"):
                 print(f"   GET {name} → {(await http.get(name)).text}", file=out)
+            page = await http.get("/")
+            dash = await http.get("/api/v1/dashboard", params={"since": "7d"})
+            failures += page.status_code != 200 or dash.status_code != 200
+            tiles = dash.json().get("tiles", {}) if dash.status_code == 200 else dash.text[:200]
+            print(
+                f"   GET / → {page.status_code} the dashboard ({len(page.text):,} characters of HTML); open {url}/",
+                file=out,
+            )
+            print(f"   GET /api/v1/dashboard?since=7d → {tiles}", file=out)
             run = f"demo-{int(time.time())}"
             for label, path, headers, body in _collector_calls(run):
                 r = await http.post(path, json=body, headers=headers)
@@ -242,6 +251,28 @@ def _show_lifecycle(db: str, run: str, env: dict[str, str], out: Any) -> int:
     return failures
 
 
+def _show_report(settings: Settings, out: Any) -> int:
+    """`telemetry-mcp report` on the demo store: the HTML and Markdown files, and where they are."""
+    import tempfile
+
+    from telemetry_mcp.server.report import write_report
+
+    folder = Path(tempfile.mkdtemp(prefix="telemetry-mcp-report-"))
+    html, md = folder / "report.html", folder / "report.md"
+    started = time.perf_counter()
+    report = asyncio.run(write_report(settings, "both", datetime.now(UTC), html, md))
+    sections = [s for part in report["parts"] for s in part["sections"]]
+    failed = [s["title"] for s in sections if s["error"]]
+    print(
+        f"\n── telemetry-mcp report --html {html} --md {md}  [{(time.perf_counter() - started) * 1000:.0f} ms]\n"
+        f"   {len(sections)} sections ({len(failed)} not available); open {html} in a browser for the charts",
+        file=out,
+    )
+    for title in failed:
+        print(f"   not available: {title}", file=out)
+    return len(failed)
+
+
 def run_demo(overrides: dict[str, Any], data: Path | None) -> int:
     """Entry point of `telemetry-mcp demo`. Uses its own demo store unless --db is given."""
     explicit_db = overrides.get("db") or os.environ.get("TELEMETRY_MCP_DB")
@@ -259,5 +290,6 @@ def run_demo(overrides: dict[str, Any], data: Path | None) -> int:
     print(f"Loaded {accepted:,} events ({rejected:,} rejected) in {seconds:.1f} s.", flush=True)
     failures = asyncio.run(_show(db, sys.stdout))
     failures += asyncio.run(_show_service(db, sys.stdout))
+    failures += _show_report(settings, sys.stdout)
     print(f"Demo store kept at {db}. Point your MCP client at it with --db {db}.")
     return 1 if failures else 0

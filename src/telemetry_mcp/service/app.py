@@ -1,4 +1,5 @@
-"""The service's ASGI app: MCP (Streamable HTTP) at /mcp, the collector, /health, /ready, /metrics."""
+"""The service's ASGI app: MCP (Streamable HTTP) at /mcp, the collector, /health, /ready, /metrics, the
+dashboard at /."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from telemetry_mcp import __version__
 from telemetry_mcp.server.app import build_server
 from telemetry_mcp.service.collector.routes import Collector
 from telemetry_mcp.service.context import ServiceContext, is_loopback
+from telemetry_mcp.service.dashboard import dashboard_routes
 
 READ_PATHS = ("/mcp", "/metrics", "/admin")
 
@@ -93,6 +95,7 @@ def build_app(ctx: ServiceContext, host: str, extra_routes: Sequence[BaseRoute] 
         Route("/ready", ready, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         *extra_routes,
+        *dashboard_routes(ctx),  # `/` and /api/v1/dashboard: they check read access themselves
         *mcp_app.routes,
     ]
     main = Starlette(routes=routes, lifespan=lifespan)

@@ -21,6 +21,7 @@ def register(mcp: MCPServer[Any], app: App) -> None:
             "/ its mean, in percent per period: >= +5 up, <= -5 down, else stable; < 3 complete periods: "
             "insufficient_data. deprecation_candidate = adoption_rate < 0.05 and trend down."
         ),
+        view="adoption",
     )
     def analyze_feature_adoption(
         feature_by: Annotated[

@@ -21,6 +21,7 @@ def register(mcp: MCPServer[Any], app: App) -> None:
             "many buckets it lasted. Also new_errors (error names first seen in the range) and releases "
             "(a version's first days vs the previous version's). Use explain_change next for the cause."
         ),
+        view="anomalies",
     )
     def detect_anomalies(
         metric: Annotated[

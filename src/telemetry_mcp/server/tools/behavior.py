@@ -110,7 +110,7 @@ median from previous, within_target_share, histogram; efficiency_score."""
 
 
 def register(mcp: MCPServer[Any], app: App) -> None:
-    @tool(mcp, title="Analyze user behavior", description=DESCRIPTION)
+    @tool(mcp, title="Analyze user behavior", description=DESCRIPTION, view="behavior")
     def analyze_user_behavior(
         analysis: Annotated[
             Analysis, Field(description="funnel, dropoff, journeys, retention, engagement or milestones")

@@ -25,6 +25,7 @@ def register(mcp: MCPServer[Any], app: App) -> None:
             "component and filters (not event_types)."
         ),
         rest_hint="a coarser interval, a narrower since/until, fewer groups or a smaller limit",
+        view="metrics",
     )
     def collect_metrics(
         component: Annotated[str | None, Field(description="only this component (must exist)")] = None,

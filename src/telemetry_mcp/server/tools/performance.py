@@ -24,6 +24,7 @@ def register(mcp: MCPServer[Any], app: App) -> None:
             "when p95 worsens by more than threshold (a fraction); change_pct is a percentage "
             "(38.0 = +38 %)."
         ),
+        view="performance",
     )
     def analyze_performance(
         metric: Annotated[
