@@ -119,7 +119,9 @@ class Source:
         if reader is None:
             raise InvalidArgument(f"{path}: unsupported file type; use one of {accepted}")
         if self.gzipped and kind == ".parquet":
-            raise InvalidArgument(f"{path}: Parquet compresses itself; import the .parquet file, not a .gz of it")
+            raise InvalidArgument(
+                f"{path}: Parquet compresses itself; import the .parquet file, not a .gz of it"
+            )
         if not path.is_file():
             raise InvalidArgument(f"{path}: no such file")
         self.path = path
