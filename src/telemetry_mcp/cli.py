@@ -12,7 +12,7 @@ from typing import Any
 
 from telemetry_mcp import __version__
 from telemetry_mcp.config import Settings, env_name, flag_name, load_settings
-from telemetry_mcp.errors import TelemetryError
+from telemetry_mcp.errors import StoreLockedError, TelemetryError
 
 
 def _settings_parser(unset: object = None) -> argparse.ArgumentParser:
@@ -155,7 +155,19 @@ def _import(settings: Settings, files: list[Path], *, quiet: bool) -> int:
     from telemetry_mcp.store.ingest import Ingestor
 
     started = time.perf_counter()
-    with Store(settings) as store:
+    try:
+        store = Store(settings)
+    except StoreLockedError:
+        # A running service (or stdio server) owns the store: it imports the files itself.
+        from telemetry_mcp.service.admin import run_command
+
+        for path in files:
+            result = run_command(settings, "import", {"path": str(path.expanduser().resolve())})
+            for line in result.get("lines", []):
+                print(line, file=sys.stderr)
+        print(f"(imported by the store's owner at {result.get('via_owner', '?')})", file=sys.stderr)
+        return 0
+    with store:
         ingestor = Ingestor(store)
         grand = {"accepted": 0, "rejected": 0, "duplicates": 0, "dropped": 0}
         for path in files:

@@ -231,3 +231,18 @@ async def test_beyond_loopback_mcp_and_metrics_need_the_token_and_the_collector_
         r = svc.post("/mcp", init, headers={**accept, "authorization": f"Bearer {WRITE_KEY}"})
         assert r.status_code == 401
         assert httpx.get(f"{svc.url}/health", timeout=5).status_code == 200
+
+
+async def test_import_on_a_store_a_service_owns_is_done_by_the_owner(tmp_path: Path) -> None:
+    db = tmp_path / "imp.duckdb"
+    data = tmp_path / "events.jsonl"
+    data.write_text("".join(json.dumps(e) + "\n" for e in _events(40, "file")))
+    with ServiceProcess(db) as svc:
+        done = subprocess.run(
+            [sys.executable, "-m", "telemetry_mcp", "import", "--db", str(db), str(data)],
+            capture_output=True, text=True, timeout=120, env=server_env(),
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert "accepted 40" in done.stderr and f"owner at {svc.url}" in done.stderr
+        described = await call_tool(svc.url, "describe_events", {})
+        assert described["total_events"] == 40

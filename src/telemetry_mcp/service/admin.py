@@ -64,7 +64,31 @@ def _prune(store: Store, body: dict[str, Any], clock: Clock) -> dict[str, Any]:
     return {"lines": report.lines(), **report.as_dict()}
 
 
-OPERATIONS: dict[str, Operation] = {"export": _export, "forget": _forget, "prune": _prune}
+def _import(store: Store, body: dict[str, Any], clock: Clock) -> dict[str, Any]:
+    """`telemetry-mcp import` on an owned store: the owner reads the file (same user, same machine)."""
+    from pathlib import Path
+
+    from telemetry_mcp.store.importer import import_file
+    from telemetry_mcp.store.ingest import Ingestor
+
+    path = Path(str(body.get("path", "")))
+    if not path.is_absolute():
+        raise InvalidArgument('import: expected {"path": "/absolute/path/of/the/file"}')
+    report = import_file(Ingestor(store), path)
+    return {
+        "lines": [
+            f"{path}: accepted {report.accepted:,}, rejected {report.rejected:,}, duplicates "
+            f"{report.duplicates:,}, dropped (do-not-track/sampling) {report.dropped_dnt + report.sampled_out:,}, "
+            f"redactions {report.redactions:,}",
+            *(f"  record {i}: {reason}" for i, reason in report.errors[:10]),
+        ],
+        "accepted": report.accepted,
+        "rejected": report.rejected,
+        "duplicates": report.duplicates,
+    }
+
+
+OPERATIONS: dict[str, Operation] = {"export": _export, "forget": _forget, "prune": _prune, "import": _import}
 
 
 def admin_routes(store: Store, clock: Clock = utcnow) -> list[Route]:
