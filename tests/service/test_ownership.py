@@ -246,3 +246,19 @@ async def test_import_on_a_store_a_service_owns_is_done_by_the_owner(tmp_path: P
         assert "accepted 40" in done.stderr and f"owner at {svc.url}" in done.stderr
         described = await call_tool(svc.url, "describe_events", {})
         assert described["total_events"] == 40
+
+
+def test_serve_on_a_port_in_use_exits_with_one_line_naming_it(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "-m", "telemetry_mcp", "serve", "--db", str(tmp_path / "p.duckdb"), "--port", str(port)],
+            capture_output=True, text=True, timeout=60, env=server_env(),
+        )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0, proc.stderr
+    assert f"127.0.0.1:{port}" in proc.stderr and "--port" in proc.stderr

@@ -23,7 +23,7 @@ import anyio
 import httpx
 
 from telemetry_mcp.config import Settings
-from telemetry_mcp.errors import TelemetryError
+from telemetry_mcp.errors import ConfigError, TelemetryError
 from telemetry_mcp.server.stdio import RawLine, guarded_stdio
 from telemetry_mcp.service.bridge import Bridge, as_line
 from telemetry_mcp.service.context import is_loopback
@@ -61,7 +61,13 @@ def ask_to_yield(info: OwnerInfo, timeout: float = 30.0) -> bool:
 def run_serve(settings: Settings, host: str, port: int) -> None:
     """`telemetry-mcp serve`: own the store and serve it over HTTP until stopped."""
     listen_address(settings, host)
-    sock = bind(host, port)  # fail now if the port is taken, before touching the store
+    try:
+        sock = bind(host, port)  # fail now if the port is taken, before touching the store
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}); another service may use that port: "
+            "choose another with --port"
+        ) from None
     store = _own_for_serve(settings)
     try:
         service = Service(settings, store, kind="serve", sock=sock, host=host)
