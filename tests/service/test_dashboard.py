@@ -58,6 +58,49 @@ def test_the_dashboard_data_has_the_seed_tiles_from_the_analytics(service: Servi
     assert body["load_time"]["groups"][0]["key"] == "LegacyCarousel"
 
 
+def test_saved_funnels_and_retention_are_answered_by_the_analyses_and_can_be_replaced(
+    service: ServiceProcess,
+) -> None:
+    url = f"{service.url}/api/v1/dashboard"
+    defaults = httpx.get(f"{url}/insights", timeout=30).json()["insights"]
+    assert [d["analysis"] for d in defaults] == ["funnel", "retention"]
+    assert defaults[0]["args"]["steps"] == [
+        "session_start",
+        "page_view",
+        "component_load",
+        "user_interaction",
+    ]
+    saved = [
+        {"title": "Signup", "analysis": "funnel", "args": {"steps": ["page_view", "feature_used"]}},
+        {
+            "title": "Daily retention",
+            "analysis": "retention",
+            "args": {"period": "day", "since": "2026-10-01"},
+        },
+    ]
+    try:
+        assert httpx.put(f"{url}/insights", json=saved, timeout=30).json()["insights"] == saved
+        body = httpx.get(url, params=OCTOBER, timeout=30).json()
+        funnel, retention = body["insights"]
+        assert (funnel["title"], funnel["error"]) == ("Signup", None)
+        # the same numbers analyze_user_behavior gives for the dashboard's range
+        assert [s["label"] for s in funnel["result"]["steps"]] == ["page_view", "feature_used"]
+        assert funnel["result"]["steps"][0]["users"] > funnel["result"]["steps"][1]["users"] > 0
+        assert retention["result"]["retention_period"] == "day"
+        assert retention["result"]["retention_since"].startswith("2026-10-01")
+        bad = httpx.put(f"{url}/insights", json=[{"title": "x", "analysis": "journeys"}], timeout=30)
+        assert bad.status_code == 400 and "funnel or retention" in bad.json()["error"]
+        bad = httpx.put(
+            f"{url}/insights", json=[{"title": "x", "analysis": "funnel", "args": {"steps": 3}}], timeout=30
+        )
+        assert bad.status_code == 400 and "insight 0" in bad.json()["error"]
+        assert (
+            httpx.get(f"{url}/insights", timeout=30).json()["insights"] == saved
+        )  # a refusal changes nothing
+    finally:
+        httpx.put(f"{url}/insights", json=defaults, timeout=30)
+
+
 def test_a_bad_range_is_a_400_saying_what_is_accepted(service: ServiceProcess) -> None:
     r = httpx.get(f"{service.url}/api/v1/dashboard", params={"since": "yesterday-ish"}, timeout=30)
     assert r.status_code == 400
@@ -98,7 +141,7 @@ def test_the_dashboard_draws_its_tiles_and_charts_in_chromium(
 ) -> None:
     browser = Browser()
     try:
-        page = browser.page(1280, 1500)
+        page = browser.page(1280, 2300)
         page.navigate(f"{service.url}/?since={OCTOBER['since']}&until={OCTOBER['until']}")
         page.wait_for("window.__tmDashboard.loads >= 1")
         tiles = page.evaluate("[...document.querySelectorAll('.tile .k')].map(e => e.textContent)")
@@ -130,8 +173,17 @@ def test_the_dashboard_draws_its_tiles_and_charts_in_chromium(
     ]  # fmt: skip
     assert values[:6] == ["12.4k", "1,049", "1,094", "49", "296", "703"]
     assert values[6:] == ["1 min 43 s", "159 ms", "354 ms", "0.4 %"]
-    assert rendered == [["metrics", 31], ["performance", 30]]  # 31 days; the 10 slowest × p50/p95/p99
     data = httpx.get(f"{service.url}/api/v1/dashboard", params=OCTOBER, timeout=30).json()
+    funnel, retention = (i["result"] for i in data["insights"])  # the default saved insights
+    cells = sum(len(c["retained"]) for c in retention["cohorts"]) + len(retention["average_rates"])
+    assert retention["retention_since"].startswith("2026-10-01")  # the dashboard's range (a month)
+    # 31 days; the 10 slowest × p50/p95/p99; a bar per funnel step; a cell per retention period
+    assert rendered == [
+        ["metrics", 31],
+        ["performance", 30],
+        ["behavior", len(funnel["steps"])],
+        ["behavior", cells],
+    ]
     assert bars == len(data["top_pages"]) + len(data["top_components"]) + len(data["errors_by_name"]) == 29
     assert requested == ["since=2026-10-01&until=2026-11-01", "since=7d"]
     assert errors == []

@@ -27,6 +27,11 @@ from telemetry_mcp.store import Store
 from telemetry_mcp.views import page_html
 
 COOKIE = "telemetry_mcp_token"
+INSIGHTS_KEY = "dashboard_insights"  # saved definitions, a JSON list in the store's meta table
+MAX_INSIGHTS = 8
+SAVED_KINDS = ("funnel", "retention")
+# Shown until definitions are saved: the first of these steps the store has, in this order.
+DEFAULT_STEPS = ("session_start", "page_view", "component_load", "user_interaction", "feature_used")
 # "Actions": what a person does, as opposed to what the UI reports about itself.
 ACTION_TYPES = ("user_interaction", "event_trigger", "command_executed", "feature_used")
 TOP = 10
@@ -102,7 +107,104 @@ def dashboard_data(
         "event_types": [
             {"event_type": k, "events": v} for k, v in sorted(counts.items(), key=lambda kv: -kv[1])
         ],
+        "insights": insights_data(store, by_type.since, by_type.until, timezone),
     }
+
+
+class InsightDefinition(BaseModel):
+    """A saved funnel or retention: a title and the analyze_user_behavior arguments (no range:
+    funnels follow the dashboard's range; a retention without `since` shows its last 8 weeks)."""
+
+    model_config = {"extra": "forbid"}
+
+    title: str
+    analysis: str
+    args: dict[str, Any] = {}
+
+
+def _checked(definitions: Any) -> list[dict[str, Any]]:
+    """Definitions validated as the tool validates its arguments; InvalidArgument says what is wrong."""
+    from pydantic import ValidationError
+
+    from telemetry_mcp.errors import InvalidArgument
+
+    if not isinstance(definitions, list) or len(definitions) > MAX_INSIGHTS:
+        raise InvalidArgument(f"expected a list of at most {MAX_INSIGHTS} insight definitions")
+    out: list[dict[str, Any]] = []
+    for i, raw in enumerate(definitions):
+        try:
+            d = InsightDefinition.model_validate(raw)
+        except ValidationError as exc:
+            raise InvalidArgument(
+                f"insight {i}: {exc.errors()[0]['msg']} ({exc.errors()[0]['loc']})"
+            ) from None
+        if not d.title.strip() or len(d.title) > 100:
+            raise InvalidArgument(f"insight {i}: title must be 1-100 characters")
+        if d.analysis not in SAVED_KINDS:
+            raise InvalidArgument(f"insight {i}: analysis must be funnel or retention, got {d.analysis!r}")
+        if {"analysis", "until"} & set(d.args):
+            raise InvalidArgument(
+                f"insight {i}: args may not set analysis or until (the dashboard's range does)"
+            )
+        try:
+            BehaviorQuery(analysis=d.analysis, **d.args)  # type: ignore[arg-type]
+        except (ValidationError, TypeError) as exc:
+            raise InvalidArgument(f"insight {i}: {str(exc).splitlines()[0][:300]}") from None
+        out.append(d.model_dump())
+    return out
+
+
+def saved_insights(store: Store) -> list[dict[str, Any]]:
+    """The saved definitions, or defaults drawn from what the store holds."""
+    import json
+
+    text = store.meta_value(INSIGHTS_KEY, lambda: "")
+    if text:
+        return list(json.loads(text))
+    known = store.catalog("event_type")
+    steps = [s for s in DEFAULT_STEPS if s in known][:4]
+    defaults: list[dict[str, Any]] = []
+    if len(steps) >= 2:
+        defaults.append(
+            {"title": "Funnel: " + " → ".join(steps), "analysis": "funnel", "args": {"steps": steps}}
+        )
+    defaults.append(
+        {"title": "Weekly retention (any event)", "analysis": "retention", "args": {"period": "week"}}
+    )
+    return defaults
+
+
+def save_insights(store: Store, definitions: Any) -> list[dict[str, Any]]:
+    import json
+
+    checked = _checked(definitions)
+    store.meta_value(INSIGHTS_KEY, lambda: "", set_to=json.dumps(checked))
+    return checked
+
+
+def insights_data(store: Store, since: str, until: str, timezone: str) -> list[dict[str, Any]]:
+    """Each saved insight answered through analyze_user_behavior's own code, over the dashboard's
+    resolved range [since, until); a retention without its own `since` takes that range when it
+    spans two weeks or more, else the 8 weeks before `until` (a day of cohorts says little)."""
+    from datetime import timedelta
+
+    out: list[dict[str, Any]] = []
+    start, end = _instant(since), _instant(until)
+    for d in saved_insights(store):
+        args = dict(d.get("args", {}))
+        if d["analysis"] == "funnel" or "since" not in args:
+            wide = end - start >= timedelta(days=14)
+            first = start if d["analysis"] == "funnel" or wide else end - timedelta(weeks=8)
+            args["since"], args["until"] = first.isoformat(), end.isoformat()
+        args.setdefault("timezone", timezone)
+        try:
+            result: Any = run_behavior(store, BehaviorQuery(analysis=d["analysis"], **args))
+            out.append(
+                {"title": d["title"], "analysis": d["analysis"], "result": _dump(result), "error": None}
+            )
+        except TelemetryError as exc:
+            out.append({"title": d["title"], "analysis": d["analysis"], "result": None, "error": str(exc)})
+    return out
 
 
 def _busiest(result: metrics.MetricsResult) -> list[metrics.SeriesPoint]:
@@ -157,4 +259,26 @@ def dashboard_routes(ctx: ServiceContext) -> list[BaseRoute]:
             return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
-    return [Route("/", page, methods=["GET"]), Route("/api/v1/dashboard", data, methods=["GET"])]
+    async def insights(request: Request) -> Response:
+        """GET: the saved funnel/retention definitions; PUT: replace them (a JSON list)."""
+        if not allowed(request):
+            return refused()
+        store = ctx.app.store
+        try:
+            if request.method == "PUT":
+                try:
+                    body = await request.json()
+                except ValueError:
+                    return JSONResponse({"error": "expected a JSON list of definitions"}, status_code=400)
+                saved = await anyio.to_thread.run_sync(lambda: save_insights(store, body))
+            else:
+                saved = await anyio.to_thread.run_sync(lambda: saved_insights(store))
+        except TelemetryError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse({"insights": saved})
+
+    return [
+        Route("/", page, methods=["GET"]),
+        Route("/api/v1/dashboard", data, methods=["GET"]),
+        Route("/api/v1/dashboard/insights", insights, methods=["GET", "PUT"]),
+    ]
