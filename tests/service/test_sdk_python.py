@@ -80,6 +80,34 @@ async def test_posthog_python_sdk(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         await check_user_ids(svc.url, {user: 4})
 
 
+async def test_posthog_python_sdk_on_capture_v1_gets_per_event_results(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    posthog = need_module("posthog")
+    user = f"py-v1-{_run_id()}"
+    with ServiceProcess(tmp_path / "v1.duckdb") as svc:
+        errors: list[Any] = []
+        client = posthog.Posthog(
+            WRITE_KEY, host=svc.url, capture_mode="v1", on_error=lambda exc, batch: errors.append(exc)
+        )
+        client.capture("feature_used", distinct_id=user, properties={"component": "Editor", "$ip": IP})
+        client.capture(
+            "$pageview", distinct_id=user, properties={"$current_url": "https://app.example/a/123456"}
+        )
+        # a timestamp far in the future: our validation drops this one event, the SDK is told so
+        client.capture("feature_used", distinct_id=user, timestamp=datetime(2999, 1, 1, tzinfo=UTC))
+        client.shutdown()
+
+        await wait_for_events(svc.url, 2)
+        assert await counts_by_type(svc.url) == {"feature_used": 1, "page_view": 1}
+        events = await events_of(svc.url)
+        assert {e["page"] for e in events} == {None, "/a/[id]"}
+        check_privacy(events, [user], set())
+        await check_user_ids(svc.url, {user: 2})
+        # the dropped event reached on_error as a terminal failure, nothing else did
+        assert len(errors) == 1 and "drop" in str(errors[0]).lower(), errors
+
+
 async def test_segment_python_sdk(tmp_path: Path) -> None:
     analytics = need_module("segment.analytics")
     user = f"py-seg-{_run_id()}"

@@ -92,6 +92,8 @@ class Collector:
                 routes.append(Route(p, self.posthog, methods=["POST", "GET"]))
         for kind in ("batch", "track", "page", "screen", "identify", "group", "alias"):
             routes.append(Route(f"/v1/{kind}", self._segment(kind), methods=["POST"]))
+        for p in ("/i/v1/analytics/events", "/i/v1/analytics/events/"):
+            routes.append(Route(p, self.posthog_v1, methods=["POST"]))
         routes.append(Route("/2/httpapi", self.amplitude, methods=["POST"]))
         routes.append(Route("/api/v1/events", self.ours, methods=["POST"]))
         for p in ("/flags", "/flags/", "/decide", "/decide/"):
@@ -207,6 +209,33 @@ class Collector:
 
         if request.method == "GET" and not request.query_params.get("data"):
             return JSONResponse({"status": 1})
+        return await self._collect(request, "posthog", handle)
+
+    async def posthog_v1(self, request: Request) -> Response:
+        """PostHog capture v1 (posthog-python's capture_mode="v1"): Bearer key, `{created_at, batch}`,
+        and a per-event answer `{"results": {uuid: {"result": "ok" | "drop", "details"?}}}`."""
+
+        async def handle(raw: bytes, now: datetime) -> Response:
+            if not self.ctx.key_ok(bearer_of(request)):
+                return self._unauthorized("the project API key (Authorization: Bearer)")
+            payload = await self._map(lambda: _payload(request, raw, self.limit))
+            if isinstance(payload, dict):  # v1 has no sent_at: its timestamps are the events' own
+                payload = {k: v for k, v in payload.items() if k not in ("sent_at", "created_at")}
+            mapped: Mapped = await self._map(lambda: map_posthog(payload, now=now))
+            report = await self._store("posthog", mapped, now)
+            items = payload.get("batch") if isinstance(payload, dict) else payload
+            items = items if isinstance(items, list) else [payload]
+            dropped = dict(_remap(report, mapped))
+            results: dict[str, dict[str, str]] = {}
+            for index, item in enumerate(items):
+                uid = item.get("uuid") if isinstance(item, dict) else None
+                if isinstance(uid, str):
+                    reason = dropped.get(index)
+                    results[uid] = (
+                        {"result": "ok"} if reason is None else {"result": "drop", "details": reason}
+                    )
+            return JSONResponse({"results": results})
+
         return await self._collect(request, "posthog", handle)
 
     async def flags(self, request: Request) -> Response:
