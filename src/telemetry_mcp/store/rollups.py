@@ -296,7 +296,7 @@ class Rollups:
                     f" v_min, v_max, -v_zeros, [], [], d_keys, list_transform(d_counts, lambda c: -c), v_keys,"
                     f" list_transform(v_counts, lambda c: -c), kh FROM ({negated})"
                 )
-                cut = _ceil(floor, grain)
+                cut = ceil_to(floor, grain)
                 _replace_keys(cur, table, neg, [hashes, last, cut])
             cur.execute("DROP TABLE _forget_keys")
             cur.execute(
@@ -306,7 +306,8 @@ class Rollups:
             )
 
 
-def _ceil(t: datetime, grain: str) -> datetime:
+def ceil_to(t: datetime, grain: str) -> datetime:
+    """The first bucket start (hour or day, UTC) at or after t."""
     start = t.replace(minute=0, second=0, microsecond=0)
     if grain == "day":
         start = start.replace(hour=0)
