@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from telemetry_mcp.analytics import metrics_rollup
 from telemetry_mcp.analytics.anomalies import Anomaly, spike_sentence, worst
 from telemetry_mcp.analytics.common import (
     DEFAULT_LIMIT,
@@ -49,6 +50,7 @@ from telemetry_mcp.analytics.performance import performance_unit
 from telemetry_mcp.errors import InvalidArgument, unknown
 from telemetry_mcp.events.model import CORE_TYPES, METRIC_NAMES
 from telemetry_mcp.store import Store
+from telemetry_mcp.store.rollups import raw_cutoff
 
 DEFAULT_METRIC = "duration_ms"
 ERRORS_SQL = "severity IN ('error', 'critical')"
@@ -132,6 +134,15 @@ class MetricsResult(BaseModel):
     components: list[ComponentRow] = Field(description="most loaded first; ignores event_types")
     components_truncated: bool
     truncated: bool = Field(description="series or components was cut at limit")
+    approximate: bool = Field(
+        False, description="true when buckets before approximate_until come from rollups (raw events pruned)"
+    )
+    approximate_until: str | None = Field(
+        None, description="ISO 8601 UTC: buckets before it come from rollups; null when all are raw"
+    )
+    relative_error: float | None = Field(
+        None, description="bound on the relative error of p50/p95/p99 when approximate (counts stay exact)"
+    )
     summary: str
 
 
@@ -438,6 +449,10 @@ def run(store: Store, q: MetricsQuery) -> MetricsResult:
     metric = resolve_metric(store, q.metric)
     validate(store, q, metric)
 
+    cutoff = raw_cutoff(store)
+    if cutoff is not None and tr.since < cutoff:
+        return _run_approximate(store, q, tr, metric, cutoff)
+
     p = Params()
     sql = series_sql(q, tr, metric, store.settings.session_timeout_minutes, p)
     rows = store.fetch_dicts(sql, p.values)
@@ -446,20 +461,7 @@ def run(store: Store, q: MetricsQuery) -> MetricsResult:
 
     cp = Params()
     comp_rows = store.fetch_dicts(components_sql(q, tr, cp), cp.values)
-    components = [
-        ComponentRow(
-            component=r["component"],
-            events=int(r["events"]),
-            loads=int(r["loads"]),
-            plays=int(r["plays"]),
-            errors=int(r["errors"]),
-            avg_load_ms=r4(r["avg_load_ms"]),
-            avg_fps=r4(r["avg_fps"]),
-            unique_users=int(r["unique_users"]),
-            last_seen=iso_utc(r["last_seen"]) or "",
-        )
-        for r in comp_rows[: q.limit]
-    ]
+    components = _component_rows(q, comp_rows)
     components_truncated = len(comp_rows) > q.limit
 
     unit = "ms" if metric.performance_name is None else performance_unit(store, tr, metric.performance_name)
@@ -489,5 +491,95 @@ def run(store: Store, q: MetricsQuery) -> MetricsResult:
         components=components,
         components_truncated=components_truncated,
         truncated=truncated,
+        approximate=False,
+        approximate_until=None,
+        relative_error=None,
         summary=summarize(q, tr, metric, unit, totals, peaks, components, truncated, _spike(store, q, tr)),
     )
+
+
+def _component_rows(q: MetricsQuery, comp_rows: list[dict[str, Any]]) -> list[ComponentRow]:
+    return [
+        ComponentRow(
+            component=r["component"],
+            events=int(r["events"]),
+            loads=int(r["loads"]),
+            plays=int(r["plays"]),
+            errors=int(r["errors"]),
+            avg_load_ms=r4(r["avg_load_ms"]),
+            avg_fps=r4(r["avg_fps"]),
+            unique_users=int(r["unique_users"]),
+            last_seen=iso_utc(r["last_seen"]) or "",
+        )
+        for r in comp_rows[: q.limit]
+    ]
+
+
+def _peaks(rows: list[dict[str, Any]]) -> Peaks:
+    per: dict[datetime, list[int]] = {}
+    for r in rows:
+        acc = per.setdefault(r["b"], [0, 0])
+        acc[0] += r["n"]
+        acc[1] += r["errors"]
+    if not per:
+        return Peaks(0, None, 0, None, 0, 0)
+    busiest = min(per, key=lambda b: (-per[b][0], b))
+    err = min(per, key=lambda b: (-per[b][1], b))
+    return Peaks(len(per), busiest, per[busiest][0], err, per[err][1], per[err][0])
+
+
+def _run_approximate(
+    store: Store, q: MetricsQuery, tr: TimeRange, metric: MetricSpec, cutoff: datetime
+) -> MetricsResult:
+    """The range reaches before the raw cutoff: earlier buckets from rollups (metrics_rollup)."""
+    metric_rollup_check(q, cutoff)
+    split, head, data = metrics_rollup.fetch(
+        store, tr, q.interval, q.group_by, metric.column, lambda p: _selection(q, metric, p), cutoff
+    )
+
+    def comp_where(p: Params) -> str:
+        where = f" AND component = {p.add(q.component)}" if q.component is not None else ""
+        return where + compile_filters(q.filters, p)
+
+    comp_rows = metrics_rollup.components(store, tr, q.interval, cutoff, comp_where)
+    components = _component_rows(q, comp_rows)
+    components_truncated = len(comp_rows) > q.limit
+    unit = "ms" if metric.performance_name is None else performance_unit(store, tr, metric.performance_name)
+    totals = Totals(values=int(head["nv"]), **_stats(head))
+    peaks = _peaks(data)
+    series, series_truncated, filled = _series(q, tr, data)
+    truncated = series_truncated or components_truncated
+    until = iso_utc(split) or ""
+    note = (
+        f"Approximate: buckets before {until} come from rollups (raw events before it are pruned); "
+        f"counts, errors, users and sessions are exact, percentiles within "
+        f"{metrics_rollup.RELATIVE_ERROR:.0%} relative error."
+    )
+    text = summarize(q, tr, metric, unit, totals, peaks, components, truncated)
+    return MetricsResult(
+        metric=metric.name,
+        unit=unit,
+        interval=q.interval,
+        group_by=q.group_by,
+        timezone=tr.tz,
+        since=iso_utc(tr.since) or "",
+        until=iso_utc(tr.until) or "",
+        totals=totals,
+        series=series,
+        series_truncated=series_truncated,
+        empty_buckets_filled=filled,
+        components=components,
+        components_truncated=components_truncated,
+        truncated=truncated,
+        approximate=True,
+        approximate_until=until,
+        relative_error=metrics_rollup.RELATIVE_ERROR,
+        summary=clip(f"{note} {text}"),
+    )
+
+
+def metric_rollup_check(q: MetricsQuery, cutoff: datetime) -> None:
+    """Refuse what rollups cannot answer (minute buckets, fields outside their keys)."""
+    if q.interval == "minute":
+        metrics_rollup.grain_of(q.interval, TimeRange(cutoff, cutoff))
+    metrics_rollup.check_fields(q.group_by, [f.field for f in q.filters or []], cutoff)

@@ -21,6 +21,7 @@ from telemetry_mcp.errors import InvalidArgument
 from telemetry_mcp.events.privacy import hash_user_id
 from telemetry_mcp.store.db import Store
 from telemetry_mcp.store.export import is_stored_hash
+from telemetry_mcp.store.rollups import Rollups, raw_cutoff, set_raw_cutoff
 
 log = logging.getLogger(__name__)
 
@@ -72,13 +73,17 @@ def _stored_form(store: Store, given: str, present: set[str]) -> tuple[str, str]
 def forget_users(store: Store, user_ids: Sequence[str]) -> ForgetReport:
     """Delete every event of these users (raw ids, hashed as at ingest, or stored hashes).
 
-    All of them go in one transaction: a forget is never half done.
+    All of them go in one transaction: a forget is never half done. The rollups lose them in the
+    same transaction (Rollups.forget): their events' share of every count, and their hash in the
+    user sets of every bucket, pruned ones included.
     """
     ids = [u for u in dict.fromkeys(user_ids) if u]
     if not ids:
         raise InvalidArgument("forget: give at least one user id (a raw id as sent, or a stored hash)")
     if len(ids) > MAX_FORGET_IDS:
         raise InvalidArgument(f"forget: at most {MAX_FORGET_IDS:,} user ids per call; split the list")
+    Rollups.refresh(store)  # nothing of theirs stays unfolded, so nothing is missed below
+    floor = raw_cutoff(store)
     with store.write_lock:
         cur = store.cursor()
         try:
@@ -99,6 +104,7 @@ def forget_users(store: Store, user_ids: Sequence[str]) -> ForgetReport:
             )
             cur.execute("BEGIN TRANSACTION")
             try:
+                Rollups.forget(cur, hashes, floor)
                 cur.execute("DELETE FROM events WHERE list_contains(?::VARCHAR[], user_id)", [hashes])
                 cur.execute("COMMIT")
             except BaseException:
@@ -173,6 +179,8 @@ def prune(
     """Delete raw events older than the raw retention, one chunk per transaction.
 
     `max_chunks` bounds the work of one call (the background step); None: until none are left.
+    Every event is folded into the rollups first (Rollups.refresh), so none is pruned unfolded; the
+    cutoff is kept in meta (`raw_cutoff`): analyses of earlier buckets then answer from rollups.
     """
     started = time.perf_counter()
     now = now or utcnow()
@@ -183,10 +191,11 @@ def prune(
     pending, oldest = _past(store, cutoff)
     deleted = 0
     if not dry_run and pending:
+        folded = Rollups.refresh(store).upto_seq  # a later arrival waits for the next step
         chunk = store.settings.maintenance_chunk_rows
         chunks = 0
         while max_chunks is None or chunks < max_chunks:
-            n = _delete_chunk(store, cutoff, chunk)
+            n = _delete_chunk(store, cutoff, chunk, folded)
             deleted += n
             chunks += 1
             if n < chunk:
@@ -217,16 +226,21 @@ def _checkpoint(store: Store) -> None:
             log.info("checkpoint after pruning deferred: %s", exc)
 
 
-def _delete_chunk(store: Store, cutoff: datetime, chunk: int) -> int:
-    """Delete up to `chunk` of the oldest-arrived events past the cutoff, in one transaction."""
+def _delete_chunk(store: Store, cutoff: datetime, chunk: int, folded: int) -> int:
+    """Delete up to `chunk` of the oldest-arrived events past the cutoff, in one transaction.
+
+    Only events already folded into the rollups (seq ≤ `folded`) go.
+    """
     with store.write_lock:
         cur = store.cursor()
         try:
             cur.execute("BEGIN TRANSACTION")
             try:
+                set_raw_cutoff(cur, cutoff)
                 row = cur.execute(
-                    "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE ts < ? ORDER BY seq LIMIT ?)",
-                    [cutoff, chunk],
+                    "DELETE FROM events WHERE seq IN "
+                    "(SELECT seq FROM events WHERE ts < ? AND seq <= ? ORDER BY seq LIMIT ?)",
+                    [cutoff, folded, chunk],
                 ).fetchall()
                 cur.execute("COMMIT")
             except BaseException:
@@ -258,6 +272,7 @@ class Maintenance:
     _thread: threading.Thread | None = None
 
     def step(self) -> PruneReport:
+        Rollups.refresh(self.store)  # before pruning: no event is pruned unfolded
         report = prune(self.store, self.clock(), max_chunks=self.max_chunks)
         self.steps += 1
         self.last = report

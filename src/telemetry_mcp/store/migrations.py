@@ -103,12 +103,22 @@ def _m005_catalog(con: duckdb.DuckDBPyConnection) -> None:
         )
 
 
+def _m010_rollups(con: duckdb.DuckDBPyConnection) -> None:
+    # Hourly and daily rollups that outlive raw events (store/rollups.py describes the rows);
+    # every event already stored is folded by the first Rollups.refresh.
+    from telemetry_mcp.store.rollups import create_tables
+
+    create_tables(con)
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_events", _m001_events),
     ("002_meta", _m002_meta),
     ("003_session_keys", _m003_session_keys),
     ("004_dedupe_by_id_hash", _m004_dedupe_by_id_hash),
     ("005_catalog", _m005_catalog),
+    # 006–009 are reserved for another issue
+    ("010_rollups", _m010_rollups),
 ]
 
 
