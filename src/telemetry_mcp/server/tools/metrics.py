@@ -22,8 +22,8 @@ def register(mcp: MCPServer[Any], app: App) -> None:
             "p50/p95/p99 of the metric (duration_ms, or the value of performance events of that name). "
             "Ungrouped series have zero rows for empty buckets. Plus a per-component table (loads, "
             "animation plays, errors, avg load ms, avg fps, users, last seen) for the same range, "
-            "component and filters (not event_types). Before the raw cutoff (raw events pruned) "
-            "buckets come from hourly/daily rollups: approximate=true, percentiles within 1 %."
+            "component and filters (not event_types). Pruned ranges come from rollups "
+            "(approximate=true, percentiles ±1 %)."
         ),
         rest_hint="a coarser interval, a narrower since/until, fewer groups or a smaller limit",
         view="metrics",
