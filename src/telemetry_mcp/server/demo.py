@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -124,6 +125,9 @@ def _collector_calls(run: str) -> list[tuple[str, str, dict[str, str], dict[str,
             {"type": "track", "event": "Export Clicked", "userId": f"{run}-seg", "properties": {"component": "ExportButton"}},
             {"type": "page", "name": "Pricing", "userId": f"{run}-seg", "properties": {"path": "/pricing"}},
         ]}),
+        ("PostHog v1", "/i/v1/analytics/events", {"authorization": f"Bearer {DEMO_WRITE_KEY}"}, {"batch": [
+            {"event": "feature_used", "uuid": str(uuid.uuid4()), "distinct_id": f"{run}-ph", "properties": {"component": "Search"}},
+        ]}),
         ("Amplitude", "/2/httpapi", {}, {"api_key": DEMO_WRITE_KEY, "events": [
             {"event_type": "command_executed", "user_id": f"{run}-amp", "event_properties": {"component": "deploy", "duration_ms": 930}},
         ]}),
@@ -191,11 +195,19 @@ async def _show_service(db: str, out: Any) -> int:
                 file=out,
             )
             print(f"   GET /api/v1/dashboard?since=7d → {tiles}", file=out)
+            saved = await http.get("/api/v1/dashboard/insights")
+            failures += saved.status_code != 200
+            titles = (
+                [i["title"] for i in saved.json().get("insights", [])]
+                if saved.status_code == 200
+                else saved.text[:200]
+            )
+            print(f"   GET /api/v1/dashboard/insights → saved funnels/retention: {titles}", file=out)
             run = f"demo-{int(time.time())}"
             for label, path, headers, body in _collector_calls(run):
                 r = await http.post(path, json=body, headers=headers)
                 failures += r.status_code != 200
-                print(f"   {label:9} POST {path:16} → {r.status_code} {r.text[:160]}", file=out)
+                print(f"   {label:10} POST {path:22} → {r.status_code} {r.text[:160]}", file=out)
             metrics = [
                 line for line in (await http.get("/metrics")).text.splitlines()
                 if line.startswith(("telemetry_events_accepted_total", "telemetry_store_events"))
@@ -234,6 +246,7 @@ def _show_lifecycle(db: str, run: str, env: dict[str, str], out: Any) -> int:
         ["prune", "--dry-run"],
         ["forget", f"{run}-ours"],
         ["export", "--since", "1d", str(export_to)],
+        ["import", "--quiet", str(export_to)],  # read back by the owner: every event a duplicate
     ]
     failures = 0
     print("── data lifecycle commands on the store the service owns (each asks the owner):", file=out)
