@@ -461,11 +461,6 @@ def run(store: Store, q: MetricsQuery) -> MetricsResult:
 
     cp = Params()
     comp_rows = store.fetch_dicts(components_sql(q, tr, cp), cp.values)
-    components = _component_rows(q, comp_rows)
-    components_truncated = len(comp_rows) > q.limit
-
-    unit = "ms" if metric.performance_name is None else performance_unit(store, tr, metric.performance_name)
-    totals = Totals(values=int(head["nv"]), **_stats(head))
     peaks = Peaks(
         buckets=int(head["buckets"] or 0),
         busiest=head["busiest"],
@@ -474,8 +469,38 @@ def run(store: Store, q: MetricsQuery) -> MetricsResult:
         error_bucket_errors=int(head["err_e"] or 0),
         error_bucket_count=int(head["err_n"] or 0),
     )
+    return _result(store, q, tr, metric, head, data, comp_rows, peaks)
+
+
+def _result(
+    store: Store,
+    q: MetricsQuery,
+    tr: TimeRange,
+    metric: MetricSpec,
+    head: dict[str, Any],
+    data: list[dict[str, Any]],
+    comp_rows: list[dict[str, Any]],
+    peaks: Peaks,
+    approximate_until: datetime | None = None,
+) -> MetricsResult:
+    """The answer from the fetched rows, exact or (approximate_until given) partly from rollups."""
+    components = _component_rows(q, comp_rows)
+    components_truncated = len(comp_rows) > q.limit
+    unit = "ms" if metric.performance_name is None else performance_unit(store, tr, metric.performance_name)
+    totals = Totals(values=int(head["nv"]), **_stats(head))
     series, series_truncated, filled = _series(q, tr, data)
     truncated = series_truncated or components_truncated
+    if approximate_until is None:
+        summary = summarize(q, tr, metric, unit, totals, peaks, components, truncated, _spike(store, q, tr))
+        until = None
+    else:
+        until = iso_utc(approximate_until) or ""
+        note = (
+            f"Approximate: buckets before {until} come from rollups (raw events before it are pruned); "
+            f"counts, errors, users and sessions are exact, percentiles within "
+            f"{metrics_rollup.RELATIVE_ERROR:.0%} relative error."
+        )
+        summary = clip(f"{note} {summarize(q, tr, metric, unit, totals, peaks, components, truncated)}")
     return MetricsResult(
         metric=metric.name,
         unit=unit,
@@ -491,10 +516,10 @@ def run(store: Store, q: MetricsQuery) -> MetricsResult:
         components=components,
         components_truncated=components_truncated,
         truncated=truncated,
-        approximate=False,
-        approximate_until=None,
-        relative_error=None,
-        summary=summarize(q, tr, metric, unit, totals, peaks, components, truncated, _spike(store, q, tr)),
+        approximate=approximate_until is not None,
+        approximate_until=until,
+        relative_error=None if approximate_until is None else metrics_rollup.RELATIVE_ERROR,
+        summary=summary,
     )
 
 
@@ -542,40 +567,7 @@ def _run_approximate(
         return where + compile_filters(q.filters, p)
 
     comp_rows = metrics_rollup.components(store, tr, q.interval, cutoff, comp_where)
-    components = _component_rows(q, comp_rows)
-    components_truncated = len(comp_rows) > q.limit
-    unit = "ms" if metric.performance_name is None else performance_unit(store, tr, metric.performance_name)
-    totals = Totals(values=int(head["nv"]), **_stats(head))
-    peaks = _peaks(data)
-    series, series_truncated, filled = _series(q, tr, data)
-    truncated = series_truncated or components_truncated
-    until = iso_utc(split) or ""
-    note = (
-        f"Approximate: buckets before {until} come from rollups (raw events before it are pruned); "
-        f"counts, errors, users and sessions are exact, percentiles within "
-        f"{metrics_rollup.RELATIVE_ERROR:.0%} relative error."
-    )
-    text = summarize(q, tr, metric, unit, totals, peaks, components, truncated)
-    return MetricsResult(
-        metric=metric.name,
-        unit=unit,
-        interval=q.interval,
-        group_by=q.group_by,
-        timezone=tr.tz,
-        since=iso_utc(tr.since) or "",
-        until=iso_utc(tr.until) or "",
-        totals=totals,
-        series=series,
-        series_truncated=series_truncated,
-        empty_buckets_filled=filled,
-        components=components,
-        components_truncated=components_truncated,
-        truncated=truncated,
-        approximate=True,
-        approximate_until=until,
-        relative_error=metrics_rollup.RELATIVE_ERROR,
-        summary=clip(f"{note} {text}"),
-    )
+    return _result(store, q, tr, metric, head, data, comp_rows, _peaks(data), approximate_until=split)
 
 
 def metric_rollup_check(q: MetricsQuery, cutoff: datetime) -> None:

@@ -22,7 +22,7 @@ import mcp_types as types
 from mcp.shared._context_streams import create_context_streams
 from mcp.shared.message import SessionMessage
 
-from telemetry_mcp.events.model import WIRE_REJECTED
+from telemetry_mcp.events.model import WIRE_REJECTED, _depth_exceeds
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
@@ -175,19 +175,6 @@ def _parse_problem(line: bytes, exc: Exception) -> str:
 MAX_EVENT_DEPTH = 40  # properties allow 32 levels; deeper events cannot be valid anyway
 
 
-def _depth_over(node: Any, limit: int) -> bool:
-    """True when `node` nests deeper than `limit` (iterative: no recursion on hostile input)."""
-    stack = [(node, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if isinstance(value, dict | list):
-            if depth > limit:
-                return True
-            children = value.values() if isinstance(value, dict) else value
-            stack.extend((child, depth + 1) for child in children)
-    return False
-
-
 def _has_lone_surrogate(node: Any) -> bool:
     stack = [node]
     while stack:
@@ -227,7 +214,7 @@ def _salvage(line: bytes) -> Any | None:
         return None
     events = args["events"]
     for i, event in enumerate(events):
-        if _depth_over(event, MAX_EVENT_DEPTH):
+        if _depth_exceeds(event, MAX_EVENT_DEPTH):
             events[i] = {WIRE_REJECTED: "properties: nested deeper than 32 levels"}
         elif _has_lone_surrogate(event):
             events[i] = {

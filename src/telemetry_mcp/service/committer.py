@@ -46,7 +46,7 @@ class Committer:
 
     def submit(self, prepared: Prepared) -> Future[IngestReport]:
         """Queue a prepared batch; the future resolves after its commit (or with the commit's error)."""
-        rows = prepared.table.num_rows if prepared.table is not None else 0
+        rows = _rows(prepared)
         with self._lock:
             if rows and self._backlog + rows > self.max_backlog_events:
                 raise Overloaded(f"{self._backlog:,} events are waiting to be committed")

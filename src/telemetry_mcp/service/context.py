@@ -23,8 +23,8 @@ MAX_INFLIGHT = 256  # collector requests being read, mapped or committed at once
 
 
 def is_loopback(host: str) -> bool:
-    if host in ("localhost", ""):
-        return host == "localhost"
+    if host == "localhost":
+        return True
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeGuard
 
-from telemetry_mcp.events.model import SEVERITIES
+from telemetry_mcp.events.model import EVENT_TYPE_PATTERN, SEVERITIES
 
-EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+EVENT_TYPE = re.compile(EVENT_TYPE_PATTERN)
 
 
 class WireError(Exception):

@@ -26,7 +26,7 @@ from telemetry_mcp.service.collector.posthog import map_posthog
 from telemetry_mcp.service.collector.segment import map_segment
 from telemetry_mcp.service.committer import Overloaded
 from telemetry_mcp.service.context import ServiceContext, bearer_of
-from telemetry_mcp.store.ingest import IngestReport
+from telemetry_mcp.store.ingest import IngestReport, Prepared
 
 log = logging.getLogger(__name__)
 
@@ -182,29 +182,56 @@ class Collector:
 
     async def _store(self, endpoint: str, mapped: Mapped, now: datetime, **envelope: Any) -> IngestReport:
         prepared = await self.ctx.prepare(mapped.events, now=now, **envelope)
+        return await self._commit(endpoint, mapped, prepared)
+
+    async def _commit(self, endpoint: str, mapped: Mapped, prepared: Prepared) -> IngestReport:
         report = await self.ctx.commit(prepared)
         self._count(endpoint, mapped, report)
         return report
+
+    async def _decode_map_prepare(
+        self,
+        request: Request,
+        raw: bytes,
+        now: datetime,
+        mapper: Callable[[Any, datetime], Mapped | None],
+        fallback_key: str | None,
+    ) -> tuple[Any, Mapped | None, Prepared | None]:
+        """Decode, map and (for the right key) validate in one worker-thread hop: the bulk path.
+
+        Returns the payload, the mapped events (None when `mapper` declines the payload) and the
+        prepared batch (None when the write key is wrong: nothing is validated or stored then).
+        """
+        ingestor = self.ctx.app.ingestor
+
+        def work() -> tuple[Any, Mapped | None, Prepared | None]:
+            payload = _payload(request, raw, self.limit)
+            mapped = mapper(payload, now)
+            if mapped is None or not self.ctx.key_ok(mapped.key or fallback_key):
+                return payload, mapped, None
+            return payload, mapped, ingestor.prepare(mapped.events, now=now)
+
+        return await anyio.to_thread.run_sync(work)
 
     # -- PostHog ----------------------------------------------------------------------------------
 
     async def posthog(self, request: Request) -> Response:
         path = request.url.path.rstrip("/")
 
+        def mapper(payload: Any, now: datetime) -> Mapped | None:
+            amplitude = isinstance(payload, dict) and "events" in payload and "batch" not in payload
+            if path == "/batch" and amplitude:
+                return None  # Amplitude's /batch API
+            return map_posthog(payload, now=now)
+
         async def handle(raw: bytes, now: datetime) -> Response:
-            payload = await self._map(lambda: _payload(request, raw, self.limit))
-            if (
-                path == "/batch"
-                and isinstance(payload, dict)
-                and "events" in payload
-                and "batch" not in payload
-            ):
-                return await self._amplitude_payload(payload, raw, now)  # Amplitude's /batch API
-            mapped: Mapped = await self._map(lambda: map_posthog(payload, now=now))
-            key = mapped.key or request.query_params.get("api_key") or request.query_params.get("token")
-            if not self.ctx.key_ok(key):
+            query_key = request.query_params.get("api_key") or request.query_params.get("token")
+            payload, mapped, prepared = await self._decode_map_prepare(request, raw, now, mapper, query_key)
+            if mapped is None:
+                return await self._amplitude_payload(payload, raw, now)
+            if prepared is None:
                 return self._unauthorized("the project API key (api_key / token)")
-            await self._store("posthog", mapped, now)
+            await self._commit("posthog", mapped, prepared)
             return JSONResponse({"status": 1})
 
         if request.method == "GET" and not request.query_params.get("data"):
@@ -294,12 +321,16 @@ class Collector:
     def _segment(self, kind: str) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             async def handle(raw: bytes, now: datetime) -> Response:
-                payload = await self._map(lambda: _payload(request, raw, self.limit))
-                mapped: Mapped = await self._map(lambda: map_segment(payload, kind, now=now))
-                key = mapped.key or basic_user(request)
-                if not self.ctx.key_ok(key):
+                _, mapped, prepared = await self._decode_map_prepare(
+                    request,
+                    raw,
+                    now,
+                    lambda payload, at: map_segment(payload, kind, now=at),
+                    basic_user(request),
+                )
+                if mapped is None or prepared is None:
                     return self._unauthorized("the write key (writeKey or Basic auth)")
-                await self._store("segment", mapped, now)
+                await self._commit("segment", mapped, prepared)
                 return JSONResponse({"success": True})
 
             return await self._collect(request, "segment", handle)
