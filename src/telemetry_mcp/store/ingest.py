@@ -79,7 +79,7 @@ _SELECT = {"received_at": "$1::TIMESTAMP AS received_at", "properties": "propert
 _INSERT = (
     f"INSERT INTO events ({', '.join(_COLUMNS)}, id_hash) SELECT "
     + ", ".join(_SELECT.get(c, c) for c in _COLUMNS)
-    + ", id_hash FROM batch"
+    + ", hash(event_id) FROM batch"
 )
 
 
@@ -157,6 +157,7 @@ class Ingestor:
         self._name = lru_cache(maxsize=65_536)(scrub_text)
         self._page = lru_cache(maxsize=65_536)(self._clean_page)
         self._props: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self._writer: duckdb.DuckDBPyConnection | None = None
         # Excluded paths outside properties (e.g. "page") are applied by the per-event reference.
         self._row_exclusions = s.exclude_fields and any(
             not p.startswith("properties.") for p in s.excluded_paths if p
@@ -520,63 +521,80 @@ class Ingestor:
         table = prepared.table
         with self.store.write_lock:
             id_set = self.store.id_hashes()
-            cur = self.store.cursor()
+            cur = self._cursor()
             new_values: dict[str, set[str]] = {}
             hashes = np.empty(0, np.uint64)
+            registered = False
             try:
                 cur.execute("BEGIN TRANSACTION")
-                try:
-                    if table is not None:
-                        table, hashes = self._new_rows(cur, table, id_set)
-                    if table is not None and table.num_rows:
+                if table is not None and table.num_rows:
+                    # arrival numbers as if every row were new: one registration serves both the id
+                    # check and the insert (a statement costs ~0.3 ms); duplicates are rare.
+                    n = table.num_rows
+                    start = self.store.peek_seq()
+                    table = table.append_column("seq", pa.array(range(start, start + n), pa.int64()))
+                    cur.register("batch", table)
+                    registered = True
+                    hashes = _hashes(cur)
+                    stored = self._stored_ids(cur, table, hashes, id_set)
+                    if stored:
+                        cur.unregister("batch")
+                        registered = False
+                        mask = np.array([e not in stored for e in table.column("event_id").to_pylist()])
+                        table, hashes = table.filter(pa.array(mask)).drop_columns(["seq"]), hashes[mask]
                         n = table.num_rows
-                        start = self.store.take_seq(n)
                         table = table.append_column("seq", pa.array(range(start, start + n), pa.int64()))
-                        table = table.append_column("id_hash", pa.array(hashes, pa.uint64()))
-                        cur.register("batch", table)
-                        try:
-                            cur.execute(_INSERT, [prepared.received_at])
-                        finally:
-                            cur.unregister("batch")
+                        if n:
+                            cur.register("batch", table)
+                            registered = True
+                    if n:
+                        self.store.take_seq(n)
+                        cur.execute(_INSERT, [prepared.received_at])
                         new_values = self.store.add_to_catalog(cur, _catalog_of(table))
-                    if after is not None:
-                        after(cur)
-                    cur.execute("COMMIT")
-                except BaseException:
+                if after is not None:
+                    after(cur)
+                cur.execute("COMMIT")
+            except BaseException:
+                self._writer = None  # a fresh cursor next time, whatever state this one is in
+                try:
                     cur.execute("ROLLBACK")
-                    raise
+                finally:
+                    cur.close()
+                raise
             finally:
-                cur.close()
+                if registered and self._writer is not None:
+                    cur.unregister("batch")
             if table is None or not table.num_rows:
                 return None
             id_set.add(hashes)
             self.store.catalog_committed(new_values)
             return table
 
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        """The writer's own cursor, kept between batches (its setup costs as much as a small insert)."""
+        if self._writer is None:
+            self._writer = self.store.cursor()
+        return self._writer
+
     @staticmethod
-    def _new_rows(cur: Any, table: pa.Table, id_set: Any) -> tuple[pa.Table | None, Any]:
-        """Drop rows whose event_id is stored: the in-memory hash set, then an exact check of its hits."""
-        cur.register("incoming", table.select(["event_id"]))
-        try:
-            hashes = np.asarray(
-                cur.execute("SELECT hash(event_id) AS h FROM incoming").fetchnumpy()["h"], dtype=np.uint64
-            )
-        finally:
-            cur.unregister("incoming")
+    def _stored_ids(cur: Any, table: pa.Table, hashes: Any, id_set: Any) -> set[str]:
+        """The event_ids of the batch already stored: the in-memory hash set, then an exact check of its hits."""
         hits = id_set.contains(hashes)
         if not hits.any():
-            return table, hashes
+            return set()
         candidates = table.column("event_id").filter(pa.array(hits)).to_pylist()
         found = cur.execute(
             "SELECT event_id FROM events WHERE id_hash IN (SELECT unnest($1::UBIGINT[])) "
             "AND event_id IN (SELECT unnest($2::VARCHAR[]))",
             [[int(h) for h in hashes[hits]], candidates],
         ).fetchall()
-        if not found:
-            return table, hashes
-        stored = {f[0] for f in found}
-        mask = np.array([e not in stored for e in table.column("event_id").to_pylist()], dtype=np.bool_)
-        return table.filter(pa.array(mask)), hashes[mask]
+        return {f[0] for f in found}
+
+
+def _hashes(cur: Any) -> Any:
+    """DuckDB's hash of each event_id of the registered batch (the stored `id_hash`)."""
+    column = cur.execute("SELECT hash(event_id) AS h FROM batch").fetchnumpy()["h"]
+    return np.asarray(column, dtype=np.uint64)
 
 
 def _add_path(paths: list[list[str] | None], k: int, path: str) -> None:
