@@ -6,7 +6,7 @@
 Imports the file with `telemetry-mcp import` into a fresh store, then ingests `--live` more events
 (generated with the file's seed and users, the day after the file ends) in batches of `--batch`, deriving
 sessions after every batch as reads would, closes the store and reports: the file's bytes, MB per
-million events, `pragma_database_size` (used / free blocks) and per-column bytes from
+million events (and of a compacted copy), `pragma_database_size` (used / free blocks) and per-column bytes from
 `pragma_storage_info('events')` after the import and after the live ingest.
 
 Per-column bytes: a segment's bytes are from its offset to the next segment's offset in the same
@@ -61,6 +61,24 @@ def column_bytes(db: Path) -> dict[str, Any]:
         "blocks": {"total": size[0], "used": size[1], "free": size[2], "block_size": block_size},
         "columns": dict(sorted(out.items(), key=lambda kv: -kv[1])),
     }
+
+
+def compacted_bytes(db: Path) -> int:
+    """The file size of a copy of the store written in one pass (COPY FROM DATABASE): the bytes of
+    the content without the free blocks that checkpoints leave inside the file."""
+    dst = db.with_name(db.stem + "-compacted.duckdb")
+    dst.unlink(missing_ok=True)
+    con = duckdb.connect()
+    try:
+        con.execute(f"ATTACH '{db}' AS s (READ_ONLY)")  # paths of this script's own scratch files
+        con.execute(f"ATTACH '{dst}' AS d")
+        con.execute("COPY FROM DATABASE s TO d")
+        con.execute("CHECKPOINT d")
+    finally:
+        con.close()
+    size = dst.stat().st_size
+    dst.unlink()
+    return size
 
 
 def live_ingest(db: Path, jsonl: Path, batch: int) -> dict[str, Any]:
@@ -124,6 +142,7 @@ def main() -> None:
         result["after_live"] = column_bytes(a.db)
     final = result.get("after_live", result["after_import"])
     result["mb_per_million"] = round(final["file_bytes"] / 1e6 / (final["events"] / 1e6), 2)
+    result["compacted_mb_per_million"] = round(compacted_bytes(a.db) / 1e6 / (final["events"] / 1e6), 2)
     text = json.dumps(result, indent=2)
     print(text)
     if a.out:
