@@ -10,8 +10,8 @@ page) in `rollup_hour` and `rollup_day` (migration 010):
   keys ascending, counts), negative values keyed `NEGATIVE_OFFSET + i`, zeros counted apart.
   Every bucket's representative 2γ^i / (γ + 1) is within α (1 %) of each value in it; merging two
   sketches adds their counts per key;
-- the distinct users and sessions of the bucket as exact sets of 64-bit hashes (`hash(user_id)`,
-  `hash(session_key)`: LIST of UBIGINT; merging is a distinct union). Exact sets, not HyperLogLog:
+- the distinct users and sessions of the bucket as exact sets of 64-bit keys (`hash(user_id)`, the
+  `session_key` itself since migration 006: LIST of UBIGINT; merging is a distinct union). Exact sets, not HyperLogLog:
   distinct counts over any union of buckets stay exact, and forget can take one user out.
 
 `refresh` folds every event with seq above the last folded one (`meta.rollups_seq`) into both
@@ -83,7 +83,7 @@ def partial_sql(source: str, grain: str) -> str:
     keys = ", ".join(KEYS)
     base = f"""SELECT date_trunc('{grain}', ts) AS b, {keys}, severity, duration_ms AS d, value AS v,
                CASE WHEN user_id IS NOT NULL THEN hash(user_id) END AS u,
-               CASE WHEN session_key IS NOT NULL THEN hash(session_key) END AS sk
+               session_key AS sk
         FROM {source} src"""
     return f"""
     WITH base AS (SELECT *, {_kh()} AS kh FROM ({base})),
