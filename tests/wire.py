@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import selectors
+import select
 import subprocess
 import sys
 import time
@@ -32,6 +32,7 @@ class RawServer:
             env=env or server_env(),
         )
         self._next_id = 0
+        self._out = b""  # stdout read but not yet returned as lines
 
     def send_line(self, line: bytes) -> None:
         assert self.proc.stdin is not None
@@ -39,20 +40,26 @@ class RawServer:
         self.proc.stdin.flush()
 
     def read(self, timeout: float = 30.0) -> dict[str, Any]:
-        """The next stdout line as JSON, or AssertionError after `timeout` seconds."""
+        """The next stdout line as JSON, or AssertionError after `timeout` seconds.
+
+        Reads the pipe unbuffered into a buffer of its own: a buffered readline() after select()
+        would pull two answers written together into Python's buffer, and select() would then
+        wait for the second one until more output came.
+        """
         assert self.proc.stdout is not None
-        sel = selectors.DefaultSelector()
-        sel.register(self.proc.stdout, selectors.EVENT_READ)
+        fd = self.proc.stdout.fileno()
         deadline = time.monotonic() + timeout
-        try:
-            while time.monotonic() < deadline:
-                if sel.select(timeout=max(0.0, deadline - time.monotonic())):
-                    line = self.proc.stdout.readline()
-                    assert line, f"server closed stdout; stderr: {self.stderr_tail()}"
-                    return json.loads(line)  # type: ignore[no-any-return]
-        finally:
-            sel.close()
-        raise AssertionError(f"no answer within {timeout} s")
+        while b"\n" not in self._out:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no answer within {timeout} s")
+            ready, _, _ = select.select([fd], [], [], left)
+            if ready:
+                chunk = os.read(fd, 1 << 16)
+                assert chunk, f"server closed stdout; stderr: {self.stderr_tail()}"
+                self._out += chunk
+        line, _, self._out = self._out.partition(b"\n")
+        return json.loads(line)  # type: ignore[no-any-return]
 
     def request(
         self, method: str, params: dict[str, Any] | None = None, timeout: float = 30.0
@@ -80,6 +87,12 @@ class RawServer:
 
     def call(self, tool: str, arguments: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
         return self.request("tools/call", {"name": tool, "arguments": arguments}, timeout)
+
+    def rest_of_stdout(self) -> bytes:
+        """Everything on stdout not yet returned by read() (call once the server has exited)."""
+        assert self.proc.stdout is not None
+        rest, self._out = self._out + self.proc.stdout.read(), b""
+        return rest
 
     def stderr_tail(self) -> str:
         if self.proc.poll() is None or self.proc.stderr is None:

@@ -3,6 +3,7 @@ answers every line exactly as the SDK's own path does: the same lines to a bridg
 and to a `:memory:` server (no bridge: the guard's full JSON-RPC validation, the SDK's stdio loop)."""
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -84,21 +85,36 @@ def _lines() -> list[bytes]:
     return [line.replace("\xff".encode(), b"\xff") for line in lines]
 
 
+def _expected_id(line: bytes) -> str | None:
+    """The id an answer to this line carries: every request line here that starts as a well-formed
+    JSON-RPC 2.0 request with a string id (however broken the rest) is answered with it."""
+    found = _REQUEST_HEAD.match(line)
+    return found.group(1).decode() if found else None
+
+
+_REQUEST_HEAD = re.compile(rb'\{"jsonrpc":"2\.0","id":"([^"\\]*)","method":"')
+
+
 def _answers(db: Path | str) -> list[dict[str, Any]]:
-    """The answer to each line (a ping after each one tells when it is done; the bridge may answer
-    the two in either order)."""
+    """The answer to each line. A ping after each one tells when the server has read it; a line
+    with a usable id is waited for by that id (the server may answer the ping first, and under
+    load a tool call may take seconds); any other line's answer (an error with a null id, or none)
+    comes before the ping's or within 3 s after it."""
     with RawServer(db) as server:
         server.initialize()
         out = []
         for n, line in enumerate(_lines()):
             server.send_line(line)
             server.send_line(b'{"jsonrpc":"2.0","id":"fence-%d","method":"ping"}' % n)
+            expected = _expected_id(line)
             replies = []
-            while True:
+            fenced = False
+            while not fenced or (expected is not None and not any(r.get("id") == expected for r in replies)):
                 reply = server.read(timeout=60)
                 if reply.get("id") == f"fence-{n}":
-                    break
-                replies.append(reply)
+                    fenced = True
+                else:
+                    replies.append(reply)
             if not replies:
                 try:
                     replies.append(server.read(timeout=3))

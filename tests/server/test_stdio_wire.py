@@ -131,7 +131,6 @@ def test_stdout_carries_only_protocol_frames(tmp_path: Path) -> None:
         assert server.proc.stdin is not None
         server.proc.stdin.close()
         server.proc.wait(timeout=20)
-        assert server.proc.stdout is not None
-        rest = server.proc.stdout.read().decode()
+        rest = server.rest_of_stdout().decode()
         for line in filter(None, rest.splitlines()):
             assert json.loads(line)["jsonrpc"] == "2.0"
