@@ -74,6 +74,16 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--format", choices=["parquet", "csv", "jsonl"], default=None, help="default: from PATH")
     exp.add_argument("--since", default=None, help="ISO date/datetime (UTC) or relative (7d); default: all")
     exp.add_argument("--until", default=None, help="exclusive end, like --since; default: now")
+    exp.add_argument(
+        "--filter",
+        dest="filters",
+        action="append",
+        default=[],
+        metavar="EXPR",
+        help="only events meeting EXPR (repeatable, all must hold): FIELD OP VALUE with the tools' fields "
+        "and ops, e.g. 'component = Button', 'duration_ms > 250', 'platform in web,mobile', "
+        '\'properties.plan eq pro\', or the tools\' JSON {"field": …, "op": …, "value": …}',
+    )
     exp.add_argument("path", type=Path, metavar="PATH")
     forget = sub.add_parser(
         "forget",
@@ -245,7 +255,7 @@ def _lifecycle(settings: Settings, args: argparse.Namespace) -> int:
 def _export_body(args: argparse.Namespace) -> dict[str, Any]:
     from zoneinfo import ZoneInfo
 
-    from telemetry_mcp.analytics.common import parse_instant, utcnow
+    from telemetry_mcp.analytics.common import parse_filter_expression, parse_instant, utcnow
     from telemetry_mcp.errors import InvalidArgument
 
     path: Path = args.path
@@ -262,8 +272,10 @@ def _export_body(args: argparse.Namespace) -> dict[str, Any]:
         for key, value in (("since", args.since), ("until", args.until))
         if value is not None
     }
+    # parsed here, so a malformed one is refused before anything runs; compiled where the export runs
+    filters = [parse_filter_expression(text).model_dump() for text in args.filters]
     # absolute: the owner may run in another working directory
-    return {"path": str(path.expanduser().resolve()), "format": fmt, **bounds}
+    return {"path": str(path.expanduser().resolve()), "format": fmt, **bounds, "filters": filters}
 
 
 def _report(settings: Settings, args: argparse.Namespace) -> int:

@@ -15,18 +15,22 @@ from typing import Any
 
 import anyio
 import httpx
+from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from telemetry_mcp.analytics.common import Filter, Params, compile_filters
 from telemetry_mcp.config import Settings
 from telemetry_mcp.errors import InvalidArgument, StoreLockedError, TelemetryError
+from telemetry_mcp.server.arg_errors import argument_problems
 from telemetry_mcp.service.owner import find_owner, is_live, read_owner, try_open
 from telemetry_mcp.store import Store
 from telemetry_mcp.store.export import export_events
 from telemetry_mcp.store.lifecycle import Clock, forget_users, prune, utcnow
 
 Operation = Callable[[Store, dict[str, Any], Clock], dict[str, Any]]
+MAX_FILTERS = 50  # as the tools' `filters`
 OWNER_TIMEOUT = 3600.0  # an export of a large store takes minutes
 
 
@@ -41,12 +45,23 @@ def _instant(body: dict[str, Any], key: str) -> datetime | None:
 
 
 def _export(store: Store, body: dict[str, Any], clock: Clock) -> dict[str, Any]:
+    raw = body.get("filters") or []
+    if not isinstance(raw, list) or len(raw) > MAX_FILTERS:
+        raise InvalidArgument(f"export: filters must be a list of at most {MAX_FILTERS} {{field, op, value}}")
+    try:
+        filters = [Filter.model_validate(f) for f in raw]
+    except ValidationError as exc:
+        raise InvalidArgument(f"export: {argument_problems('filters', exc, raw)}") from None
+    p = Params()
+    condition = compile_filters(filters, p)  # the tools' allow-listed fields; every value bound
     report = export_events(
         store,
         str(body.get("path", "")),
         str(body.get("format", "")),
         _instant(body, "since"),
         _instant(body, "until"),
+        condition=condition,
+        condition_params=p.values,
     )
     return {"lines": [report.line()], **vars(report)}
 
