@@ -97,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="delete raw events older than --raw-retention-days (--dry-run: just say)",
     )
     prune.add_argument("--dry-run", action="store_true", help="say what would be deleted, delete nothing")
+    sub.add_parser(
+        "compact",
+        parents=[common],
+        help="shrink the store file after large deletions: copy it into a new file, swapped in place "
+        "(ingest waits meanwhile)",
+    )
     demo = sub.add_parser(
         "demo", parents=[common], help="load the fixture data into a demo store and show every tool answering"
     )
@@ -139,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         if args.command == "import":
             return _import(settings, args.files, quiet=args.quiet)
-        if args.command in ("export", "forget", "prune"):
+        if args.command in ("export", "forget", "prune", "compact"):
             return _lifecycle(settings, args)
         if args.command == "report":
             return _report(settings, args)
@@ -234,7 +240,7 @@ def _import(settings: Settings, files: list[Path], *, quiet: bool) -> int:
 
 
 def _lifecycle(settings: Settings, args: argparse.Namespace) -> int:
-    """export / forget / prune: on the store directly, or by its owner when a service runs on it."""
+    """export / forget / prune / compact: on the store directly, or by its owner when a service runs on it."""
     from telemetry_mcp.service.admin import run_command
 
     body: dict[str, Any]
@@ -242,6 +248,8 @@ def _lifecycle(settings: Settings, args: argparse.Namespace) -> int:
         body = _export_body(args)
     elif args.command == "forget":
         body = {"user_ids": list(args.user_ids)}
+    elif args.command == "compact":
+        body = {}
     else:
         body = {"dry_run": bool(args.dry_run)}
     result = run_command(settings, args.command, body)

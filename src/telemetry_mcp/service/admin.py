@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
@@ -27,7 +28,7 @@ from telemetry_mcp.server.arg_errors import argument_problems
 from telemetry_mcp.service.owner import find_owner, is_live, read_owner, try_open
 from telemetry_mcp.store import Store
 from telemetry_mcp.store.export import export_events
-from telemetry_mcp.store.lifecycle import Clock, forget_users, prune, utcnow
+from telemetry_mcp.store.lifecycle import Clock, compact, forget_users, prune, utcnow
 
 Operation = Callable[[Store, dict[str, Any], Clock], dict[str, Any]]
 MAX_FILTERS = 50  # as the tools' `filters`
@@ -79,6 +80,11 @@ def _prune(store: Store, body: dict[str, Any], clock: Clock) -> dict[str, Any]:
     return {"lines": report.lines(), **report.as_dict()}
 
 
+def _compact(store: Store, body: dict[str, Any], clock: Clock) -> dict[str, Any]:
+    report = compact(store)
+    return {"lines": report.lines(), **report.as_dict()}
+
+
 def _import(store: Store, body: dict[str, Any], clock: Clock) -> dict[str, Any]:
     """`telemetry-mcp import` on an owned store: the owner reads the file (same user, same machine)."""
     from pathlib import Path
@@ -103,13 +109,26 @@ def _import(store: Store, body: dict[str, Any], clock: Clock) -> dict[str, Any]:
     }
 
 
-OPERATIONS: dict[str, Operation] = {"export": _export, "forget": _forget, "prune": _prune, "import": _import}
+OPERATIONS: dict[str, Operation] = {
+    "export": _export, "forget": _forget, "prune": _prune, "import": _import, "compact": _compact,
+}  # fmt: skip
+# Operations during which the owner holds ingest off (its collector answers 503 + Retry-After)
+HOLDS_INGEST = frozenset({"compact"})
 
 
-def admin_routes(store: Store, clock: Clock = utcnow) -> list[Route]:
-    """POST /admin/export, /admin/forget, /admin/prune (the guard in front requires the owner secret)."""
+def admin_routes(
+    store: Store, clock: Clock = utcnow, hold_ingest: Callable[[], AbstractContextManager[None]] | None = None
+) -> list[Route]:
+    """POST /admin/export, /admin/forget, /admin/prune, /admin/import, /admin/compact (the guard in
+    front requires the owner secret). `hold_ingest` wraps the operations of HOLDS_INGEST."""
 
-    def handler(op: Operation) -> Callable[[Request], Any]:
+    def run(name: str, op: Operation, body: dict[str, Any]) -> dict[str, Any]:
+        if hold_ingest is not None and name in HOLDS_INGEST:
+            with hold_ingest():
+                return op(store, body, clock)
+        return op(store, body, clock)
+
+    def handler(name: str, op: Operation) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> Response:
             try:
                 body = await request.json()
@@ -118,14 +137,14 @@ def admin_routes(store: Store, clock: Clock = utcnow) -> list[Route]:
             if not isinstance(body, dict):
                 return JSONResponse({"error": "expected a JSON object body"}, status_code=400)
             try:
-                result = await anyio.to_thread.run_sync(lambda: op(store, body, clock))
+                result = await anyio.to_thread.run_sync(lambda: run(name, op, body))
             except TelemetryError as exc:
                 return JSONResponse({"error": str(exc)}, status_code=400)
             return JSONResponse(result)
 
         return endpoint
 
-    return [Route(f"/admin/{name}", handler(op), methods=["POST"]) for name, op in OPERATIONS.items()]
+    return [Route(f"/admin/{name}", handler(name, op), methods=["POST"]) for name, op in OPERATIONS.items()]
 
 
 def run_command(settings: Settings, name: str, body: dict[str, Any], wait: float = 10.0) -> dict[str, Any]:
