@@ -17,7 +17,7 @@ from typing import Any
 from telemetry_mcp.analytics.common import FIELD_COLUMNS, Params, TimeRange, bucket_sql, field_sql, iso_utc
 from telemetry_mcp.errors import InvalidArgument
 from telemetry_mcp.store import Store
-from telemetry_mcp.store.rollups import ALPHA, GRAINS, KEYS, ceil_to, partial_sql, quantiles
+from telemetry_mcp.store.rollups import ALPHA, GRAINS, KEYS, ceil_to, high, low, partial_sql, quantiles
 
 ROLLUP_FIELDS = sorted(f for f, c in FIELD_COLUMNS.items() if c in KEYS)
 
@@ -68,7 +68,7 @@ def aggregate_sql(parts: str, bucket: str, group: str, where: str, prefix: str, 
     return f"""
     WITH parts AS ({parts}),
     sel AS (
-        SELECT ob, og, n, errors, users, sessions, {m}_n AS nv, {m}_sum AS s, {m}_min AS lo, {m}_max AS hi,
+        SELECT ob, og, n, errors, users, sessions, {m}_n AS nv, {m}_sum AS s, {low(m)} AS lo, {high(m)} AS hi,
                {m}_zeros AS z, {m}_keys AS ks, {m}_counts AS cs
         FROM (SELECT {bucket} AS ob, {group} AS og, * FROM parts) WHERE TRUE {where}
     ),

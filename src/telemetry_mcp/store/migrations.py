@@ -111,6 +111,32 @@ def _m010_rollups(con: duckdb.DuckDBPyConnection) -> None:
     create_tables(con)
 
 
+def _m011_smaller_rollups(con: duckdb.DuckDBPyConnection) -> None:
+    # Rollups in less space (store/rollups.py): the hourly user and session sets keep the high 32 bits
+    # of each hash, and a row with one value of a metric stores no min/max (its sum is both).
+    # A store created with the new layout (010 makes it now) has nothing to convert.
+    from telemetry_mcp.store.rollups import KEYS, STAT_COLUMNS, create_tables
+
+    kind = con.execute(
+        "SELECT data_type FROM duckdb_columns() WHERE table_name = 'rollup_hour' AND column_name = 'users'"
+    ).fetchall()
+    hourly_64 = bool(kind) and kind[0][0] == "UBIGINT[]"
+    for table in ("rollup_hour", "rollup_day"):  # identifiers from this fixed tuple
+        con.execute(f"DROP INDEX IF EXISTS {table}_b")
+        con.execute(f"ALTER TABLE {table} RENAME TO {table}_v10")
+    create_tables(con)
+    for table in ("rollup_hour", "rollup_day"):
+        cols = {c: c for c in ("b", *KEYS, *STAT_COLUMNS, "kh")}
+        for m in ("d", "v"):
+            cols[f"{m}_min"] = f"CASE WHEN {m}_n <> 1 THEN {m}_min END"
+            cols[f"{m}_max"] = f"CASE WHEN {m}_n <> 1 THEN {m}_max END"
+        if table == "rollup_hour" and hourly_64:
+            for c in ("users", "sessions"):
+                cols[c] = f"list_transform({c}, lambda x: (x >> 32)::UINTEGER)"
+        con.execute(f"INSERT INTO {table} SELECT {', '.join(cols.values())} FROM {table}_v10 ORDER BY b")
+        con.execute(f"DROP TABLE {table}_v10")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_events", _m001_events),
     ("002_meta", _m002_meta),
@@ -119,6 +145,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("005_catalog", _m005_catalog),
     # 006–009 are reserved for another issue
     ("010_rollups", _m010_rollups),
+    ("011_smaller_rollups", _m011_smaller_rollups),
 ]
 
 

@@ -39,6 +39,9 @@ LN_GAMMA = math.log(GAMMA)
 NEGATIVE_OFFSET = 1_000_000  # |log_γ| of any finite double is below 40,000
 KEYS = ("event_type", "component", "name", "service_version", "platform", "framework", "page")
 GRAINS = {"hour": "rollup_hour", "day": "rollup_day"}
+# The user and session sets: 64-bit hashes per day, their high 32 bits per hour (half the bytes of the
+# hourly table's largest columns; a union of n distinct values undercounts by about n / 2^33).
+SET_TYPES = {"rollup_hour": "UINTEGER", "rollup_day": "UBIGINT"}
 META_SEQ = "rollups_seq"
 META_CUTOFF = "raw_cutoff"  # events before this (UTC, ISO) were pruned: only rollups know them
 ERRORS_SQL = "severity IN ('error', 'critical')"
@@ -54,7 +57,7 @@ CREATE TABLE {table} (
     n BIGINT NOT NULL, errors BIGINT NOT NULL,
     d_n BIGINT NOT NULL, d_sum DOUBLE, d_min DOUBLE, d_max DOUBLE, d_zeros BIGINT NOT NULL,
     v_n BIGINT NOT NULL, v_sum DOUBLE, v_min DOUBLE, v_max DOUBLE, v_zeros BIGINT NOT NULL,
-    users UBIGINT[] NOT NULL, sessions UBIGINT[] NOT NULL,
+    users {set_type}[] NOT NULL, sessions {set_type}[] NOT NULL,
     d_keys INTEGER[] NOT NULL, d_counts BIGINT[] NOT NULL, v_keys INTEGER[] NOT NULL, v_counts BIGINT[] NOT NULL,
     kh UBIGINT NOT NULL  -- hash of (b, keys): the row's identity for merging
 )
@@ -63,7 +66,7 @@ CREATE TABLE {table} (
 
 def create_tables(con: duckdb.DuckDBPyConnection) -> None:
     for table in GRAINS.values():
-        con.execute(ROLLUP_DDL.format(table=table))
+        con.execute(ROLLUP_DDL.format(table=table, set_type=SET_TYPES[table]))
         con.execute(f"CREATE INDEX {table}_b ON {table} (b)")
     con.execute(f"INSERT INTO meta VALUES ('{META_SEQ}', '0') ON CONFLICT DO NOTHING")
 
@@ -82,17 +85,17 @@ def partial_sql(source: str, grain: str) -> str:
     """SQL of rollup-shaped rows (b, keys, stats, kh) aggregating the events of `source` (a subquery)."""
     keys = ", ".join(KEYS)
     base = f"""SELECT date_trunc('{grain}', ts) AS b, {keys}, severity, duration_ms AS d, value AS v,
-               CASE WHEN user_id IS NOT NULL THEN hash(user_id) END AS u,
-               CASE WHEN session_key IS NOT NULL THEN hash(session_key) END AS sk
+               {set_value("CASE WHEN user_id IS NOT NULL THEN hash(user_id) END", grain)} AS u,
+               {set_value("CASE WHEN session_key IS NOT NULL THEN hash(session_key) END", grain)} AS sk
         FROM {source} src"""
     return f"""
     WITH base AS (SELECT *, {_kh()} AS kh FROM ({base})),
     scal AS (
         SELECT kh, any_value(b) AS b, {", ".join(f"any_value({c}) AS {c}" for c in KEYS)},
                count(*) AS n, count(*) FILTER (WHERE {ERRORS_SQL}) AS errors,
-               count(d) AS d_n, sum(d) AS d_sum, min(d) AS d_min, max(d) AS d_max,
+               count(d) AS d_n, sum(d) AS d_sum, {_extreme("min", "d")} AS d_min, {_extreme("max", "d")} AS d_max,
                count(*) FILTER (WHERE d = 0) AS d_zeros,
-               count(v) AS v_n, sum(v) AS v_sum, min(v) AS v_min, max(v) AS v_max,
+               count(v) AS v_n, sum(v) AS v_sum, {_extreme("min", "v")} AS v_min, {_extreme("max", "v")} AS v_max,
                count(*) FILTER (WHERE v = 0) AS v_zeros,
                coalesce(list_distinct(list(u)), []) AS users, coalesce(list_distinct(list(sk)), []) AS sessions
         FROM base GROUP BY kh
@@ -109,6 +112,27 @@ def partial_sql(source: str, grain: str) -> str:
     """
 
 
+def set_value(hash_sql: str, grain: str) -> str:
+    """SQL: a 64-bit hash as the grain's user/session sets keep it (hourly: its high 32 bits)."""
+    return f"({hash_sql} >> 32)::UINTEGER" if grain == "hour" else hash_sql
+
+
+def _extreme(fn: str, x: str) -> str:
+    # A single value is its own min and max, and the sum says it: NULL saves the hourly table's
+    # many one-event rows two doubles each (read back by low/high).
+    return f"CASE WHEN count({x}) <> 1 THEN {fn}({x}) END"
+
+
+def low(m: str) -> str:
+    """SQL: a rollup row's min of metric m (d or v): stored, or its sum when it has one value."""
+    return f"CASE WHEN {m}_n = 1 THEN {m}_sum ELSE {m}_min END"
+
+
+def high(m: str) -> str:
+    """SQL: a rollup row's max of metric m (d or v): stored, or its sum when it has one value."""
+    return f"CASE WHEN {m}_n = 1 THEN {m}_sum ELSE {m}_max END"
+
+
 def merge_sql(parts: str) -> str:
     """SQL merging rollup-shaped rows of `parts` (a subquery) per kh: sums, min/max, unions, sketches."""
     return f"""
@@ -116,9 +140,9 @@ def merge_sql(parts: str) -> str:
     scal AS (
         SELECT kh, any_value(b) AS b, {", ".join(f"any_value({c}) AS {c}" for c in KEYS)},
                sum(n)::BIGINT AS n, sum(errors)::BIGINT AS errors,
-               sum(d_n)::BIGINT AS d_n, sum(d_sum) AS d_sum, min(d_min) AS d_min, max(d_max) AS d_max,
+               sum(d_n)::BIGINT AS d_n, sum(d_sum) AS d_sum, min({low("d")}) AS d_min, max({high("d")}) AS d_max,
                sum(d_zeros)::BIGINT AS d_zeros,
-               sum(v_n)::BIGINT AS v_n, sum(v_sum) AS v_sum, min(v_min) AS v_min, max(v_max) AS v_max,
+               sum(v_n)::BIGINT AS v_n, sum(v_sum) AS v_sum, min({low("v")}) AS v_min, max({high("v")}) AS v_max,
                sum(v_zeros)::BIGINT AS v_zeros,
                list_distinct(flatten(list(users))) AS users, list_distinct(flatten(list(sessions))) AS sessions
         FROM p GROUP BY kh
@@ -129,8 +153,10 @@ def merge_sql(parts: str) -> str:
            GROUP BY kh, k HAVING sum(c) > 0),
     dl AS (SELECT kh, list(k ORDER BY k) AS ks, list(c ORDER BY k) AS cs FROM dh GROUP BY kh),
     vl AS (SELECT kh, list(k ORDER BY k) AS ks, list(c ORDER BY k) AS cs FROM vh GROUP BY kh)
-    SELECT scal.b, {", ".join(f"scal.{c}" for c in KEYS)}, n, errors, d_n, d_sum, d_min, d_max, d_zeros,
-           v_n, v_sum, v_min, v_max, v_zeros, users, sessions,
+    SELECT scal.b, {", ".join(f"scal.{c}" for c in KEYS)}, n, errors, d_n, d_sum,
+           CASE WHEN d_n <> 1 THEN d_min END AS d_min, CASE WHEN d_n <> 1 THEN d_max END AS d_max, d_zeros,
+           v_n, v_sum, CASE WHEN v_n <> 1 THEN v_min END AS v_min, CASE WHEN v_n <> 1 THEN v_max END AS v_max,
+           v_zeros, users, sessions,
            coalesce(dl.ks, []) AS d_keys, coalesce(dl.cs, []) AS d_counts,
            coalesce(vl.ks, []) AS v_keys, coalesce(vl.cs, []) AS v_counts, scal.kh
     FROM scal LEFT JOIN dl ON scal.kh = dl.kh LEFT JOIN vl ON scal.kh = vl.kh
@@ -299,10 +325,12 @@ class Rollups:
                 cut = ceil_to(floor, grain)
                 _replace_keys(cur, table, neg, [hashes, last, cut])
             cur.execute("DROP TABLE _forget_keys")
+            theirs_in_sets = _hash_values(cur, hashes, grain)
+            set_type = SET_TYPES[table]
             cur.execute(
-                f"UPDATE {table} SET users = list_filter(users, lambda x: NOT list_contains(?::UBIGINT[], x)) "
-                "WHERE len(list_intersect(users, ?::UBIGINT[])) > 0",
-                [_hash_values(cur, hashes)] * 2,
+                f"UPDATE {table} SET users = list_filter(users, lambda x: NOT list_contains(?::{set_type}[], x)) "
+                f"WHERE len(list_intersect(users, ?::{set_type}[])) > 0",
+                [theirs_in_sets] * 2,
             )
 
 
@@ -320,8 +348,10 @@ def _kh_of_event(grain: str) -> str:
     return "hash(" + ", ".join([f"date_trunc('{grain}', ts)", *KEYS]) + ")"
 
 
-def _hash_values(cur: duckdb.DuckDBPyConnection, values: Sequence[str]) -> list[int]:
-    rows = cur.execute("SELECT list_transform(?::VARCHAR[], lambda x: hash(x))", [list(values)]).fetchall()
+def _hash_values(cur: duckdb.DuckDBPyConnection, values: Sequence[str], grain: str) -> list[int]:
+    """The values as the grain's sets hold them (see SET_TYPES)."""
+    h = set_value("hash(x)", grain)
+    rows = cur.execute(f"SELECT list_transform(?::VARCHAR[], lambda x: {h})", [list(values)]).fetchall()
     return [int(x) for x in rows[0][0]]
 
 
