@@ -17,7 +17,7 @@ from telemetry_mcp.events.privacy import hash_user_id
 from telemetry_mcp.store import Store
 from telemetry_mcp.store.ingest import Ingestor
 from telemetry_mcp.store.lifecycle import Maintenance, forget_users
-from telemetry_mcp.store.rollups import ALPHA, partial_sql
+from telemetry_mcp.store.rollups import ALPHA, Rollups, events_with_slots, partial_sql
 
 START = datetime(2026, 3, 1)
 NOW = START + timedelta(days=180)  # the controlled clock: raw cutoff = START + 90 days
@@ -164,5 +164,81 @@ def test_forget_takes_the_user_out_of_every_rollup_row_also_of_pruned_periods(
     # the wholly raw days of the rollups are exactly a fresh fold of what remains
     stored = "SELECT b, component, event_type, n, d_n, round(d_sum, 6), d_min, d_max, len(users), d_counts FROM ({}) "
     stored += "WHERE b >= TIMESTAMP '2026-05-31' ORDER BY ALL"
-    fresh = partial_sql("(SELECT * FROM events)", "day")
+    fresh = partial_sql(events_with_slots([]), "day")
     assert store.fetch(stored.format("SELECT * FROM rollup_day")) == store.fetch(stored.format(fresh))
+
+
+def _with_plans(n: int) -> list[dict[str, object]]:
+    data = events(n, START, days=180, users=300)
+    for i, e in enumerate(data):
+        if i % 4:
+            props = dict(e.get("properties") or {})  # type: ignore[call-overload]
+            props["plan"] = ("free", "pro", "team")[i % 3]
+            props["tier"] = f"t{i % 2}"
+            e["properties"] = props
+    return data
+
+
+def _file_store(db: str, keys: tuple[str, ...]) -> Store:
+    settings = load_settings(
+        {"db": db, "threads": 2, "salt": TEST_SALT, "raw_retention_days": 90, "rollup_property_keys": keys},
+        env={},
+    )
+    return Store(settings)
+
+
+def _groups(r: MetricsResult) -> dict[str | None, tuple[int, int, float]]:
+    """Per group: events, errors and the sum of the metric over the whole series."""
+    totals: dict[str | None, list[float]] = {}
+    for point in r.series:
+        t = totals.setdefault(point.group, [0, 0, 0.0])
+        t[0] += point.count
+        t[1] += point.error_count
+        t[2] += point.sum or 0.0
+    return {g: (int(a), int(b), round(c, 3)) for g, (a, b, c) in totals.items()}
+
+
+def test_a_configured_property_key_answers_from_rollups_past_the_raw_cutoff(tmp_path: object) -> None:
+    db = f"{tmp_path}/plans.duckdb"
+    by_plan = {"interval": "week", "group_by": "properties.plan", "limit": 1000}
+    pro = {
+        "interval": "day",
+        "filters": [{"field": "properties.plan", "op": "eq", "value": "pro"}],
+        "limit": 1000,
+    }
+    with _file_store(db, ("plan",)) as store:
+        ingestor = Ingestor(store)
+        data = _with_plans(20_000)
+        for i in range(0, len(data), 10_000):
+            assert ingestor.ingest(data[i : i + 10_000]).accepted == 10_000
+        exact_groups, exact_pro = _ask(store, **by_plan), _ask(store, **pro)
+        Maintenance(store, clock=lambda: NOW, max_chunks=None).step()
+        assert _raw_count(store) < 12_000  # about half pruned
+        grouped, filtered = _ask(store, **by_plan), _ask(store, **pro)
+        assert grouped.approximate and filtered.approximate
+        assert _groups(grouped) == _groups(exact_groups) and len(_groups(grouped)) == 4  # 3 plans and none
+        assert filtered.totals.count == exact_pro.totals.count > 0
+        assert filtered.totals.unique_users == exact_pro.totals.unique_users
+        assert _close(filtered.totals.p95, exact_pro.totals.p95)
+        with pytest.raises(InvalidArgument, match="add tier to rollup_property_keys"):
+            _ask(store, interval="day", group_by="properties.tier")
+        recent_tier = _ask(store, interval="day", group_by="properties.tier", since="2026-06-15")
+        assert not recent_tier.approximate  # within raw data: exact, as before
+    # a key configured later: known from the raw cutoff on (its rows refolded), not before
+    with _file_store(db, ("tier", "plan")) as store:
+        Rollups.refresh(store)
+        since = store.fetch("SELECT value FROM meta WHERE key = 'rollup_property_slots'")[0][0]
+        assert '"tier"' in since and _groups(_ask(store, **by_plan)) == _groups(exact_groups)
+        with pytest.raises(InvalidArgument, match="only from 2026-05-30"):
+            _ask(store, interval="day", group_by="properties.tier")
+        tier = _ask(store, interval="week", group_by="properties.tier", since="2026-05-30", limit=1000)
+        raw = store.fetch(
+            "SELECT json_extract_string(properties, '$.tier') AS t, count(*) FROM events "
+            "WHERE ts >= '2026-05-30' AND ts < ? GROUP BY 1",
+            [datetime.fromisoformat(UNTIL)],
+        )
+        assert {g: c for g, (c, _, _) in _groups(tier).items()} == {t: c for t, c in raw}
+        # ten days later those days are pruned too: the refolded rollups answer for tier
+        Maintenance(store, clock=lambda: NOW + timedelta(days=10), max_chunks=None).step()
+        later = _ask(store, interval="week", group_by="properties.tier", since="2026-05-30", limit=1000)
+        assert later.approximate and _groups(later) == _groups(tier)

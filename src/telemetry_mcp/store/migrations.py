@@ -113,20 +113,28 @@ def _m010_rollups(con: duckdb.DuckDBPyConnection) -> None:
 
 def _m011_smaller_rollups(con: duckdb.DuckDBPyConnection) -> None:
     # Rollups in less space (store/rollups.py): the hourly user and session sets keep the high 32 bits
-    # of each hash, and a row with one value of a metric stores no min/max (its sum is both).
+    # of each hash, and a row with one value of a metric stores no min/max (its sum is both); and three
+    # property dimensions p1-p3 (the rollup_property_keys setting; meta rollup_property_slots).
     # A store created with the new layout (010 makes it now) has nothing to convert.
-    from telemetry_mcp.store.rollups import KEYS, STAT_COLUMNS, create_tables
+    from telemetry_mcp.store.rollups import KEYS, PROPERTY_SLOTS, STAT_COLUMNS, create_tables
 
     kind = con.execute(
         "SELECT data_type FROM duckdb_columns() WHERE table_name = 'rollup_hour' AND column_name = 'users'"
     ).fetchall()
     hourly_64 = bool(kind) and kind[0][0] == "UBIGINT[]"
+    has_slots = bool(
+        con.execute(
+            "SELECT 1 FROM duckdb_columns() WHERE table_name = 'rollup_hour' AND column_name = 'p1'"
+        ).fetchall()
+    )
     for table in ("rollup_hour", "rollup_day"):  # identifiers from this fixed tuple
         con.execute(f"DROP INDEX IF EXISTS {table}_b")
         con.execute(f"ALTER TABLE {table} RENAME TO {table}_v10")
     create_tables(con)
     for table in ("rollup_hour", "rollup_day"):
         cols = {c: c for c in ("b", *KEYS, *STAT_COLUMNS, "kh")}
+        for slot in PROPERTY_SLOTS if not has_slots else ():  # none configured before 011
+            cols[slot] = "NULL::VARCHAR"
         for m in ("d", "v"):
             cols[f"{m}_min"] = f"CASE WHEN {m}_n <> 1 THEN {m}_min END"
             cols[f"{m}_max"] = f"CASE WHEN {m}_n <> 1 THEN {m}_max END"

@@ -22,7 +22,9 @@ Identifiers come from the fixed tuples below; every value is a bound parameter.
 
 from __future__ import annotations
 
+import json
 import math
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -37,7 +39,21 @@ ALPHA = 0.01
 GAMMA = (1 + ALPHA) / (1 - ALPHA)
 LN_GAMMA = math.log(GAMMA)
 NEGATIVE_OFFSET = 1_000_000  # |log_γ| of any finite double is below 40,000
-KEYS = ("event_type", "component", "name", "service_version", "platform", "framework", "page")
+# p1-p3: the values of the property keys the store is configured to keep (rollup_property_keys; which
+# key each slot holds, and since when, is in meta `rollup_property_slots`)
+PROPERTY_SLOTS = ("p1", "p2", "p3")
+PROPERTY_VALUE_CHARS = 100
+KEYS = (
+    "event_type",
+    "component",
+    "name",
+    "service_version",
+    "platform",
+    "framework",
+    "page",
+    *PROPERTY_SLOTS,
+)
+META_SLOTS = "rollup_property_slots"
 GRAINS = {"hour": "rollup_hour", "day": "rollup_day"}
 # The user and session sets: 64-bit hashes per day, their high 32 bits per hour (half the bytes of the
 # hourly table's largest columns; a union of n distinct values undercounts by about n / 2^33).
@@ -53,7 +69,7 @@ STAT_COLUMNS = ("n", "errors", "d_n", "d_sum", "d_min", "d_max", "d_zeros", "v_n
 ROLLUP_DDL = """
 CREATE TABLE {table} (
     b TIMESTAMP NOT NULL, event_type VARCHAR, component VARCHAR, name VARCHAR, service_version VARCHAR,
-    platform VARCHAR, framework VARCHAR, page VARCHAR,
+    platform VARCHAR, framework VARCHAR, page VARCHAR, p1 VARCHAR, p2 VARCHAR, p3 VARCHAR,
     n BIGINT NOT NULL, errors BIGINT NOT NULL,
     d_n BIGINT NOT NULL, d_sum DOUBLE, d_min DOUBLE, d_max DOUBLE, d_zeros BIGINT NOT NULL,
     v_n BIGINT NOT NULL, v_sum DOUBLE, v_min DOUBLE, v_max DOUBLE, v_zeros BIGINT NOT NULL,
@@ -69,6 +85,90 @@ def create_tables(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(ROLLUP_DDL.format(table=table, set_type=SET_TYPES[table]))
         con.execute(f"CREATE INDEX {table}_b ON {table} (b)")
     con.execute(f"INSERT INTO meta VALUES ('{META_SEQ}', '0') ON CONFLICT DO NOTHING")
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One property slot: the key it holds (None: free) and the first bucket start (UTC, ISO) whose rows
+    know it (None: every row; a key configured after pruning is unknown to the pruned buckets)."""
+
+    key: str | None
+    since: str | None = None
+
+
+_SAFE_KEY = re.compile(r"^[A-Za-z0-9_\-.$@ :/]{1,128}$")
+
+
+def _json_path(key: str) -> str:
+    if not _SAFE_KEY.match(key):  # checked by the settings already: never a quote in SQL text
+        raise ValueError(f"property key {key!r} is not allowed")
+    return "'$." + ".".join(f'"{part}"' for part in key.split(".")) + "'"
+
+
+def events_with_slots(slots: Sequence[Slot], where: str = "TRUE") -> str:
+    """SQL (a subquery): the events matching `where`, with p1-p3 holding their slots' property values."""
+    exprs = [
+        f"left(json_extract_string(properties, {_json_path(s.key)}), {PROPERTY_VALUE_CHARS})"
+        if s.key is not None
+        else "NULL::VARCHAR"
+        for s in slots
+    ]
+    exprs += ["NULL::VARCHAR"] * (len(PROPERTY_SLOTS) - len(exprs))
+    cols = ", ".join(f"{e} AS {c}" for e, c in zip(exprs, PROPERTY_SLOTS, strict=True))
+    return f"(SELECT *, {cols} FROM events WHERE {where})"
+
+
+def read_slots(cur: duckdb.DuckDBPyConnection) -> list[Slot]:
+    value = _meta_get(cur, META_SLOTS)
+    stored = json.loads(value) if value else []
+    slots = [Slot(d.get("key"), d.get("since")) for d in stored]
+    return slots + [Slot(None)] * (len(PROPERTY_SLOTS) - len(slots))
+
+
+def sync_slots(cur: duckdb.DuckDBPyConnection, configured: Sequence[str]) -> list[Slot]:
+    """Make the stored slots match the configured keys (inside the caller's transaction).
+
+    A slot whose key changed is redone: rows of buckets wholly after the raw cutoff (all raw events
+    still there) are refolded from the events; rows before it lose the slot's old value (merged), and
+    the new key is known only from the cutoff on (`since`).
+    """
+    current = read_slots(cur)
+    if sorted(s.key for s in current if s.key is not None) == sorted(configured):
+        return current
+    wanted = [s.key for s in current if s.key in configured]
+    keys: list[str | None] = [s.key if s.key in configured else None for s in current]
+    for key in configured:
+        if key not in wanted:
+            keys[keys.index(None)] = key
+    changed = [i for i, (s, k) in enumerate(zip(current, keys, strict=True)) if s.key != k]
+    cutoff_text = _meta_get(cur, META_CUTOFF)
+    cutoff = None if cutoff_text is None else datetime.fromisoformat(cutoff_text)
+    folded = folded_seq(cur)
+    since = None if cutoff is None else ceil_to(cutoff, "day").isoformat()
+    slots = [
+        Slot(k, (since if i in changed else current[i].since) if k is not None else None)
+        for i, k in enumerate(keys)
+    ]
+    for grain, table in GRAINS.items():
+        split = None if cutoff is None else ceil_to(cutoff, grain)
+        after = "TRUE" if split is None else "b >= ?::TIMESTAMP"
+        after_params = [] if split is None else [split]
+        if split is not None:  # the rows before: the changed slots forgotten, rows merged again
+            nulled = ", ".join(f"NULL::VARCHAR AS {PROPERTY_SLOTS[i]}" for i in changed)
+            rekeyed = f"SELECT * REPLACE ({_kh()} AS kh) FROM (SELECT * REPLACE ({nulled}) FROM {table} WHERE b < ?)"
+            cur.execute(f"CREATE OR REPLACE TEMP TABLE _slots_before AS {merge_sql(rekeyed)}", [split])
+            cur.execute(f"DELETE FROM {table} WHERE b < ?", [split])
+            cur.execute(f"INSERT INTO {table} SELECT * FROM _slots_before")
+            cur.execute("DROP TABLE _slots_before")
+        cur.execute(f"DELETE FROM {table} WHERE {after}", after_params)
+        where = "seq <= ?" + ("" if split is None else " AND ts >= ?")
+        source = events_with_slots(slots, where)
+        cur.execute(f"INSERT INTO {table} {partial_sql(source, grain)}", [folded, *after_params])
+    cur.execute(
+        "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+        [META_SLOTS, json.dumps([{"key": sl.key, "since": sl.since} for sl in slots])],
+    )
+    return slots
 
 
 def sketch_key_sql(x: str) -> str:
@@ -272,11 +372,15 @@ class Rollups:
                 last = folded_seq(cur)
                 row = cur.execute("SELECT coalesce(max(seq), 0), count(*) FROM events WHERE seq > ?", [last])
                 upto, pending = (int(x) for x in row.fetchall()[0])
-                if pending == 0:
+                configured = sorted(store.settings.rollup_property_keys)
+                same_keys = sorted(sl.key for sl in read_slots(cur) if sl.key is not None) == configured
+                if pending == 0 and same_keys:
                     return RefreshReport(0, last, time.perf_counter() - started)
+                upto = max(upto, last)
                 cur.execute("BEGIN TRANSACTION")
                 try:
-                    fold_in_transaction(cur, "seq > ? AND seq <= ?", [last, upto])
+                    slots = sync_slots(cur, store.settings.rollup_property_keys)
+                    fold_in_transaction(cur, "seq > ? AND seq <= ?", [last, upto], slots)
                     cur.execute("UPDATE meta SET value = ? WHERE key = ?", [str(upto), META_SEQ])
                     cur.execute("COMMIT")
                 except BaseException:
@@ -297,11 +401,12 @@ class Rollups:
         """
         hashes = list(user_hashes)
         last = folded_seq(cur)
+        events = events_with_slots(read_slots(cur))  # the events with their slot values, as folded
         theirs = "list_contains(?::VARCHAR[], user_id) AND seq <= ?"
         for grain, table in GRAINS.items():
             cur.execute(
                 f"CREATE OR REPLACE TEMP TABLE _forget_keys AS SELECT DISTINCT {_kh_of_event(grain)} AS kh, "
-                f"date_trunc('{grain}', ts) AS b FROM events WHERE {theirs}",
+                f"date_trunc('{grain}', ts) AS b FROM {events} ev WHERE {theirs}",
                 [hashes, last],
             )
             whole = "b >= ?::TIMESTAMP" if floor is not None else "TRUE"
@@ -311,12 +416,12 @@ class Rollups:
                 f"DELETE FROM {table} WHERE kh IN (SELECT kh FROM _forget_keys WHERE {whole})", whole_params
             )
             others = (
-                f"(SELECT * FROM events WHERE seq <= ? AND NOT coalesce(list_contains(?::VARCHAR[], user_id), false)"
+                f"(SELECT * FROM {events} ev WHERE seq <= ? AND NOT coalesce(list_contains(?::VARCHAR[], user_id), false)"
                 f" AND {_kh_of_event(grain)} IN (SELECT kh FROM _forget_keys WHERE {whole}))"
             )
             cur.execute(f"INSERT INTO {table} {partial_sql(others, grain)}", [last, hashes, *whole_params])
             if floor is not None:  # a bucket cut by pruning: subtract their events
-                negated = partial_sql(f"(SELECT * FROM events WHERE {theirs} AND ts < ?)", grain)
+                negated = partial_sql(f"(SELECT * FROM {events} ev WHERE {theirs} AND ts < ?)", grain)
                 neg = (
                     f"SELECT b, {', '.join(KEYS)}, -n, -errors, -d_n, -d_sum, d_min, d_max, -d_zeros, -v_n, -v_sum,"
                     f" v_min, v_max, -v_zeros, [], [], d_keys, list_transform(d_counts, lambda c: -c), v_keys,"
@@ -355,7 +460,9 @@ def _hash_values(cur: duckdb.DuckDBPyConnection, values: Sequence[str], grain: s
     return [int(x) for x in rows[0][0]]
 
 
-def fold_in_transaction(cur: duckdb.DuckDBPyConnection, where: str, params: list[Any]) -> None:
+def fold_in_transaction(
+    cur: duckdb.DuckDBPyConnection, where: str, params: list[Any], slots: Sequence[Slot]
+) -> None:
     """Fold the events matching `where` into both tables (the caller holds a transaction)."""
     for grain, table in GRAINS.items():
-        _replace_keys(cur, table, partial_sql(f"(SELECT * FROM events WHERE {where})", grain), params)
+        _replace_keys(cur, table, partial_sql(events_with_slots(slots, where), grain), params)
