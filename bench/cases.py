@@ -63,6 +63,10 @@ CASES: list[Case] = [
     Case("journeys", B, JOURNEYS, target_ms={10**7: 3000}),
     Case("engagement_weekly", B, {"analysis": "engagement", "period": "week"}),
     Case("collect_metrics_daily_by_type", "collect_metrics", {"interval": "day", "group_by": "event_type"}),
+    # The same question against a floor that reads the product's stored session keys (what a DuckDB
+    # user would write on our table) instead of deriving sessions at query time.
+    Case("collect_metrics_daily_by_type_vs_stored_sessions", "collect_metrics",
+         {"interval": "day", "group_by": "event_type"}, plain="collect_metrics_stored_sessions"),
     Case("performance_load_time", "analyze_performance", LOAD_TIME),
     Case("performance_compare_versions", "analyze_performance", {**LOAD_TIME, "compare": RELEASES}),
     Case("feature_adoption_weekly", ADOPTION, {"feature_by": "component", "period": "week"}),

@@ -158,6 +158,7 @@ CHECKS: dict[str, Check] = {
     "journeys": _journeys,
     "engagement_weekly": _engagement,
     "collect_metrics_daily_by_type": _metrics,
+    "collect_metrics_daily_by_type_vs_stored_sessions": _metrics,
     "performance_load_time": _performance,
     "performance_compare_versions": _performance,
     "feature_adoption_weekly": _adoption,

@@ -319,6 +319,25 @@ def collect_metrics(args: Args) -> list[str]:
     return [series, components]
 
 
+def collect_metrics_stored_sessions(args: Args) -> list[str]:
+    """collect_metrics as plain SQL over the stored session_key column (explicit or derived by the
+    product at ingest): one GROUPING SETS query with both count(DISTINCT …), then the components."""
+    group = args.get("group_by")
+    if group is not None and group not in EVENT_COLUMNS:
+        raise ValueError(group)
+    g = "grp::VARCHAR" if group else "NULL::VARCHAR"
+    series = f"""SELECT grouping(b, g) AS gid, b, g, count(*) AS n, count(DISTINCT user_id) AS users,
+               count(DISTINCT session_key) AS sessions, count(*) FILTER (WHERE {ERRORS}) AS errors,
+               count(v) AS nv, sum(v) AS s, avg(v) AS a, min(v) AS lo, max(v) AS hi,
+               quantile_cont(v, [0.5, 0.95, 0.99]) AS q
+        FROM (SELECT date_trunc('{args.get("interval", "day")}', ts) AS b, {g} AS g, user_id, session_key,
+                     severity, duration_ms AS v
+              FROM (SELECT *, {group or "NULL"} AS grp FROM events WHERE {in_range(args)}))
+        GROUP BY GROUPING SETS ((b, g), (b), ())
+        ORDER BY gid DESC, b, g"""
+    return [series, collect_metrics(args)[1]]
+
+
 _METRICS = {  # metric → (event_type, name or None, column, higher is better)
     "load_time": ("component_load", None, "duration_ms", False),
     "api_latency": ("api_call", None, "duration_ms", False),
@@ -428,6 +447,7 @@ PLAIN: dict[str, PlainCase] = {
     "journeys": journeys,
     "engagement_weekly": engagement,
     "collect_metrics_daily_by_type": collect_metrics,
+    "collect_metrics_stored_sessions": collect_metrics_stored_sessions,
     "performance_load_time": performance,
     "performance_compare_versions": performance,
     "feature_adoption_weekly": feature_adoption,

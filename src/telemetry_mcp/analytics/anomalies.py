@@ -243,6 +243,13 @@ def find(store: Store, q: AnomalyQuery, tr: TimeRange) -> list[Anomaly]:
         field_sql(q.group_by, Params())  # refuses unknown fields with the accepted list
     p = Params()
     rows = store.fetch_dicts(series_sql(q, perf, tr, p), p.values)
+    return anomalies_of(q, perf, tr, rows)
+
+
+def anomalies_of(
+    q: AnomalyQuery, perf: MetricDef | None, tr: TimeRange, rows: list[dict[str, Any]]
+) -> list[Anomaly]:
+    """The detector over series rows {b, g, n, e, u, v} (series_sql's), most severe first."""
     buckets = local_buckets(tr, q.interval)
     index = {b: i for i, b in enumerate(buckets)}
     volume: dict[str | None, int] = {}
@@ -446,6 +453,19 @@ def worst(
         return next((a for a in find(store, q, tr) if a.direction == bad), None)
     except InvalidArgument:
         return None
+
+
+def worst_errors_of(tr: TimeRange, interval: str, counts: list[tuple[datetime, int, int]]) -> Anomaly | None:
+    """worst(…, metric="errors") from per-bucket (bucket start, events, errors) the caller already
+    counted over the same events and the same buckets (collect_metrics' series), without a scan."""
+    if interval not in ("minute", "hour", "day"):
+        raise ValueError(f"worst_errors_of: interval {interval} (day buckets need their own series)")
+    iv: AnomalyInterval = interval  # type: ignore[assignment]
+    if len(local_buckets(tr, iv)) < detector.MIN_POINTS:
+        return None
+    q = AnomalyQuery(metric="errors", interval=iv, threshold=detector.DEFAULT_THRESHOLD, limit=1)
+    rows = [{"b": b, "g": None, "n": n, "e": e, "u": None, "v": None} for b, n, e in counts]
+    return next((a for a in anomalies_of(q, None, tr, rows) if a.direction == "up"), None)
 
 
 def spike_sentence(a: Anomaly, interval: str, tz: str) -> str:

@@ -250,9 +250,14 @@ def groups_sql(q: PerformanceQuery, m: MetricDef, tr: TimeRange, p: Params) -> s
 
 
 def overall_sql(q: PerformanceQuery, m: MetricDef, tr: TimeRange, p: Params) -> str:
-    """Every sample of the range at once."""
-    source = _source_sql(q, m, tr, p, "'all'")
-    return f"SELECT 'all' AS k, {_stats_sql()} FROM ({source})"
+    """Every sample of the range at once (the error rate's counts come from the day series)."""
+    return f"""
+    SELECT 'all' AS k, count(v) AS n, avg(v) AS a, min(v) AS lo, max(v) AS hi, quantile_cont(v, [0.5, 0.95, 0.99]) AS q
+    FROM (
+        SELECT {m.column} AS v FROM events
+        WHERE ts >= {p.add(tr.since)}::TIMESTAMP AND ts < {p.add(tr.until)}::TIMESTAMP
+          AND {_metric_sql(m, p)} {_scope_sql(q, p)}
+    )"""
 
 
 def compare_sql(q: PerformanceQuery, m: MetricDef, sides: Sides, p: Params) -> str:
@@ -500,8 +505,14 @@ def run(store: Store, q: PerformanceQuery) -> PerformanceResult:
     p = Params()
     data = store.fetch_dicts(groups_sql(q, m, tr, p), p.values)
     groups = [_group(r, r["k"]) for r in data[: q.limit]]
+    # Events and errors per day of the whole scope: the overall error rate, and the detector's
+    # error series for the notes (one scan for both).
+    day_rows = _errors_by_day(store, q, tr)
     op = Params()
-    overall = _group(store.fetch_dicts(overall_sql(q, m, tr, op), op.values)[0], "all")
+    overall_row = store.fetch_dicts(overall_sql(q, m, tr, op), op.values)[0]
+    overall_row["events"] = sum(int(r["n"]) for r in day_rows)
+    overall_row["errors"] = sum(int(r["e"]) for r in day_rows)
+    overall = _group(overall_row, "all")
     groups_truncated = len(data) > q.limit
 
     regressions: list[Regression] = []
@@ -556,19 +567,42 @@ def run(store: Store, q: PerformanceQuery) -> PerformanceResult:
             compare_info.regressed_count if compare_info else 0,
             compare_info.groups_compared if compare_info else 0,
             truncated,
-            _notes(store, q, tr),
+            _notes(store, q, tr, day_rows),
         ),
     )
 
 
-def _notes(store: Store, q: PerformanceQuery, tr: TimeRange) -> list[str]:
-    """What the shared detector flags over the range (day buckets): the metric's p95, then errors."""
-    from telemetry_mcp.analytics.anomalies import spike_sentence, worst  # anomalies builds on this module
-
+def _scope(q: PerformanceQuery) -> list[Filter]:
     scope = list(q.filters or [])
     if q.component:
         scope.append(Filter(field="component", op="eq", value=q.component))
-    found = [worst(store, tr, "day", scope, metric=q.metric, stat="p95"), worst(store, tr, "day", scope)]
+    return scope
+
+
+def _errors_by_day(store: Store, q: PerformanceQuery, tr: TimeRange) -> list[dict[str, Any]]:
+    """The detector's error series (day buckets) over every event of the scope: rows {b, n, e}."""
+    from telemetry_mcp.analytics import anomalies, detector  # anomalies builds on this module
+
+    aq = anomalies.AnomalyQuery(
+        metric="errors",
+        interval="day",
+        filters=_scope(q),
+        threshold=detector.DEFAULT_THRESHOLD,
+        limit=1,
+    )
+    p = Params()
+    return store.fetch_dicts(anomalies.series_sql(aq, None, tr, p), p.values)
+
+
+def _notes(store: Store, q: PerformanceQuery, tr: TimeRange, day_rows: list[dict[str, Any]]) -> list[str]:
+    """What the shared detector flags over the range (day buckets): the metric's p95, then errors."""
+    from telemetry_mcp.analytics.anomalies import spike_sentence, worst, worst_errors_of
+
+    counts = [(r["b"], int(r["n"]), int(r["e"])) for r in day_rows]
+    found = [
+        worst(store, tr, "day", _scope(q), metric=q.metric, stat="p95"),
+        worst_errors_of(tr, "day", counts),
+    ]
     return [spike_sentence(a, "day", tr.tz) for a in found if a is not None]
 
 
