@@ -612,8 +612,8 @@ def probe_serve(out: Path, args: list[str]) -> int:
     Ingestor.commit_group = timed("Ingestor.commit_group (committer thread)", Ingestor.commit_group)  # type: ignore[method-assign]
     Ingestor.commit = timed("  Ingestor.commit, a group of one (inside commit_group)", Ingestor.commit)  # type: ignore[method-assign]
     Ingestor._write = timed("  Ingestor._write: DuckDB transaction (inside commit)", Ingestor._write)  # type: ignore[method-assign]
-    Ingestor._new_rows = staticmethod(  # type: ignore[method-assign]
-        timed("    Ingestor._new_rows: dedupe probe (inside _write)", Ingestor._new_rows)
+    Ingestor._stored_ids = staticmethod(  # type: ignore[method-assign]
+        timed("    Ingestor._stored_ids: dedupe probe (inside _write)", Ingestor._stored_ids)
     )
 
     class TimedCursor:
@@ -707,7 +707,7 @@ STAGE_ORDER = (
     "Ingestor._write",
     "Store.cursor",
     "BEGIN",
-    "Ingestor._new_rows",
+    "Ingestor._stored_ids",
     "SELECT hash",
     "INSERT INTO events",
     "Store.add_to_catalog",

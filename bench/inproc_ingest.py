@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sys
 import time
@@ -24,7 +25,7 @@ def run(jsonl: Path, db: Path, batch: int, events: int, max_seconds: float) -> d
     from telemetry_mcp.store.ingest import Ingestor
 
     settings = Settings(db=str(db))
-    timed = 0.0
+    timed = cpu = 0.0
     accepted = rejected = duplicates = calls = done = 0
     first_errors: list[str] = []
     started = time.perf_counter()
@@ -39,9 +40,10 @@ def run(jsonl: Path, db: Path, batch: int, events: int, max_seconds: float) -> d
                     break
             if not chunk:
                 break
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             report = ingestor.ingest(chunk)
             timed += time.perf_counter() - t0
+            cpu += time.process_time() - c0
             calls += 1
             done += len(chunk)
             accepted += report.accepted
@@ -58,6 +60,9 @@ def run(jsonl: Path, db: Path, batch: int, events: int, max_seconds: float) -> d
         "calls": calls,
         "seconds": round(timed, 4),
         "events_per_s": round(done / timed, 1) if timed else None,
+        "cpu_seconds": round(cpu, 4),  # process CPU (all threads) in the ingest calls
+        "cpu_s_per_million": round(cpu * 1e6 / done, 2) if done else None,
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         "wall_seconds_incl_parse": round(wall, 3),
         "accepted": accepted,
         "rejected": rejected,

@@ -1,10 +1,12 @@
 """Column-wise validation of a batch: typed structs in C, checks per column, the model for the rest.
 
 Each record is converted (from a dict) or decoded (from JSON bytes) into the msgspec `_Candidate`
-struct, the shape of an obviously valid event. The checks msgspec cannot express (NUL characters,
-lone surrogates, finite numbers, timestamp range, the size and depth of properties) then run per
-column. A record that fails any of them goes to the pydantic model (`validate_event`), which
-either accepts it (the fast path is only ever stricter) or rejects it with its precise reasons.
+struct, the shape of an obviously valid event; the whole batch goes through msgspec in one call
+when it can. The structs become row tuples and columns (in C), and the checks msgspec cannot
+express (NUL characters, lone surrogates, finite numbers, timestamp range, the size and depth of
+properties) then run once per column, looking at single rows only when a column fails. A record
+that fails any of them goes to the pydantic model (`validate_event`), which either accepts it (the
+fast path is only ever stricter) or rejects it with its precise reasons.
 tests/store/test_columnar_differential.py checks the result equals the per-event reference.
 """
 
@@ -14,18 +16,30 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from telemetry_mcp.events.fastpath import _Candidate, _encodable, _timestamp, properties_json
 from telemetry_mcp.events.model import EPOCH, FUTURE_TOLERANCE, Event, EventRejected, validate_event
 
 TEXT_FIELDS = ("event_id", "name", "component", "user_id", "session_id", "service", "service_version",
                "platform", "os", "framework", "page", "unit", "ip")  # fmt: skip
+# The fields of a row tuple, in order (the struct's fields: astuple gives them in C).
+FIELDS: tuple[str, ...] = _Candidate.__struct_fields__
+COL = {name: k for k, name in enumerate(FIELDS)}
+_TS = COL["timestamp"]
+_PROPS = COL["properties"]
 _CONVERT_ERRORS = (msgspec.ValidationError, OverflowError, TypeError, ValueError)
 _decode_candidate = msgspec.json.Decoder(_Candidate).decode
+_decode_candidates = msgspec.json.Decoder(list[_Candidate]).decode
+_astuple = msgspec.structs.astuple
+_UTC_US = pa.timestamp("us", tz="UTC")
+_NONE_OR_DATETIME = frozenset((type(None), datetime))
+_MICROSECOND = timedelta(microseconds=1)
 
 
 class Unparsable:
@@ -39,17 +53,71 @@ class Unparsable:
 
 @dataclass
 class Validated:
-    """The valid records of a batch, in input order, as structs with their derived columns."""
+    """The valid records of a batch, in input order, as row tuples (FIELDS) with their properties' JSON.
+
+    The timestamp of a row is a datetime (aware, or naive UTC) or None (use the receive time); it is
+    within range. `timestamps(rows, received_at)` gives the stored column.
+    """
 
     index: list[int] = field(default_factory=list)  # position in the batch of each valid record
-    records: list[_Candidate | Event] = field(default_factory=list)
-    ts: list[datetime | None] = field(default_factory=list)  # naive UTC, None: use the receive time
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
     props_json: list[str | None] = field(default_factory=list)
     rejects: list[tuple[int, str]] = field(default_factory=list)  # (index, reason), in input order
 
 
 def validate_batch(raws: Sequence[Any], now: datetime) -> Validated:
     """Validate raw events: dicts, JSON bytes of one event each, or `Unparsable` markers."""
+    structs = _structs(raws)
+    good = [i for i, s in enumerate(structs) if s is not None]
+    rows = [_astuple(s) for s in structs if s is not None]
+    bad: set[int] = set()  # positions in `good` (and `rows`) that the model must decide
+    props_json: list[str | None] = []
+    if rows:
+        columns = list(zip(*rows, strict=True))
+        _check_text(columns, bad)
+        _check_numbers(columns, bad)
+        _check_timestamps(rows, columns[_TS], now, bad)
+        props_json = _props_json(columns[_PROPS], bad)
+    out = Validated()
+    if not bad and len(good) == len(raws):
+        out.index, out.rows, out.props_json = good, rows, props_json
+        return out
+    slow = [i for i, s in enumerate(structs) if s is None]
+    slow += [good[k] for k in bad]
+    slow.sort()
+    fast = iter(k for k in range(len(good)) if k not in bad)
+    next_fast = next(fast, None)
+    for i in slow:
+        # the fast rows before this slow one keep their order
+        while next_fast is not None and good[next_fast] < i:
+            _take(out, good[next_fast], rows[next_fast], props_json[next_fast])
+            next_fast = next(fast, None)
+        _slow(raws[i], i, out)
+    while next_fast is not None:
+        _take(out, good[next_fast], rows[next_fast], props_json[next_fast])
+        next_fast = next(fast, None)
+    return out
+
+
+def timestamps(column: Sequence[datetime | None], received_at: datetime) -> pa.Array:
+    """The stored `ts` column (naive UTC) of validated rows' timestamps; None becomes `received_at`."""
+    arr = pa.array(column, _UTC_US).cast(pa.timestamp("us"))
+    return arr.fill_null(pa.scalar(received_at, pa.timestamp("us"))) if arr.null_count else arr
+
+
+def _take(out: Validated, index: int, row: tuple[Any, ...], pj: str | None) -> None:
+    out.index.append(index)
+    out.rows.append(row)
+    out.props_json.append(pj)
+
+
+def _structs(raws: Sequence[Any]) -> list[_Candidate | None]:
+    """One struct per record, None where the record is not of the obviously valid shape."""
+    if raws and all(type(raw) is dict for raw in raws):
+        try:
+            return list(msgspec.convert(raws, list[_Candidate]))
+        except _CONVERT_ERRORS:
+            pass  # some record is not: one by one below
     structs: list[_Candidate | None] = [None] * len(raws)
     for i, raw in enumerate(raws):
         try:
@@ -61,66 +129,94 @@ def validate_batch(raws: Sequence[Any], now: datetime) -> Validated:
             pass
         except msgspec.DecodeError:
             pass
-    _check_text(structs)
-    out = Validated()
-    for i, st in enumerate(structs):
-        ts: datetime | None = None
-        pj: str | None = None
-        if st is not None:
-            ts, pj, ok = _check_rest(st, now)
-            if ok:
-                out.index.append(i)
-                out.records.append(st)
-                out.ts.append(ts)
-                out.props_json.append(pj)
-                continue
-        _slow(raws[i], i, out)
-    return out
+    return structs
 
 
-def _check_text(structs: list[_Candidate | None]) -> None:
+def decode_array(body: bytes) -> list[_Candidate] | None:
+    """The structs of a JSON array of events in one pass, or None when some item needs the slow path."""
+    try:
+        return _decode_candidates(body)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+
+
+def _check_text(columns: list[tuple[Any, ...]], bad: set[int]) -> None:
     """NUL characters and lone surrogates: one test over each whole column, rows only when it fails."""
     for name in TEXT_FIELDS:
-        values = [getattr(s, name) for s in structs if s is not None]
-        joined = "".join([v for v in values if v is not None])
+        column = columns[COL[name]]
+        joined = "".join(filter(None, column))
         if "\x00" not in joined and (joined.isascii() or _encodable(joined)):
             continue
-        for i, s in enumerate(structs):
-            if s is None:
-                continue
-            v = getattr(s, name)
+        for k, v in enumerate(column):
             if v is not None and ("\x00" in v or not (v.isascii() or _encodable(v))):
-                structs[i] = None
+                bad.add(k)
 
 
-def _check_rest(st: _Candidate, now: datetime) -> tuple[datetime | None, str | None, bool]:
-    for number in (st.duration_ms, st.value):
-        if number is not None and not math.isfinite(number):
-            return None, None, False
-    ts = st.timestamp
-    if ts is not None:
-        if type(ts) is datetime:
-            try:
-                if ts.tzinfo is not None:
-                    ts = (
-                        ts.replace(tzinfo=None)
-                        if ts.tzinfo is UTC
-                        else ts.astimezone(UTC).replace(tzinfo=None)
-                    )
-            except OverflowError:
-                return None, None, False
-            if ts < EPOCH or ts > now + FUTURE_TOLERANCE:
-                return None, None, False
-        else:
-            ts = _timestamp(ts, now)
-            if ts is None:
-                return None, None, False
-    pj = None
-    if st.properties is not None:
-        pj = properties_json(st.properties)
-        if pj is None:
-            return None, None, False
-    return ts, pj, True
+def _check_numbers(columns: list[tuple[Any, ...]], bad: set[int]) -> None:
+    """Finite numbers: one sum per column (inf and nan stay in it), rows only when it is not finite."""
+    for name in ("duration_ms", "value"):
+        column = columns[COL[name]]
+        try:
+            if math.isfinite(math.fsum(filter(None, column))):
+                continue
+        except (OverflowError, ValueError):
+            pass  # finite values whose sum overflows, or inf + -inf: look at each
+        for k, v in enumerate(column):
+            if v is not None and not math.isfinite(v):
+                bad.add(k)
+
+
+def _check_timestamps(
+    rows: list[tuple[Any, ...]], column: tuple[Any, ...], now: datetime, bad: set[int]
+) -> None:
+    """Timestamps: epoch milliseconds parsed in place, then one range test over the whole column."""
+    if not set(map(type, column)) <= _NONE_OR_DATETIME:
+        for k, ts in enumerate(column):
+            if ts is not None and type(ts) is not datetime:
+                parsed = _timestamp(ts, now)
+                if parsed is None:
+                    bad.add(k)
+                else:
+                    row = rows[k]
+                    rows[k] = (*row[:_TS], parsed, *row[_TS + 1 :])
+        column = tuple(row[_TS] for row in rows)
+    values = [None if k in bad else ts for k, ts in enumerate(column)] if bad else column
+    try:
+        arr = pa.array(values, _UTC_US).cast(pa.timestamp("us"))
+    except (OverflowError, ValueError, pa.ArrowException):
+        arr = None  # an aware time that leaves the datetime range in UTC: row by row
+    if arr is not None:
+        # in microseconds since the epoch: an aware time past year 9999 in UTC is a valid integer here
+        micros = arr.cast(pa.int64())
+        high = (now + FUTURE_TOLERANCE - EPOCH) // _MICROSECOND
+        mm = pc.min_max(micros)
+        lo, hi = mm["min"].as_py(), mm["max"].as_py()
+        if lo is None or (lo >= 0 and hi <= high):
+            return
+        outside = pc.or_(pc.less(micros, 0), pc.greater(micros, high))
+        bad.update(k for k, flag in enumerate(outside.to_pylist()) if flag)
+        return
+    for k, ts in enumerate(values):
+        if ts is None:
+            continue
+        try:
+            utc = ts.astimezone(UTC).replace(tzinfo=None) if ts.tzinfo is not None else ts
+        except OverflowError:
+            bad.add(k)
+            continue
+        if utc < EPOCH or utc > now + FUTURE_TOLERANCE:
+            bad.add(k)
+
+
+def _props_json(column: tuple[Any, ...], bad: set[int]) -> list[str | None]:
+    out: list[str | None] = [None] * len(column)
+    for k, props in enumerate(column):
+        if props is not None:
+            text = properties_json(props)
+            if text is None:
+                bad.add(k)
+            out[k] = text
+    return out
 
 
 def _slow(raw: Any, index: int, out: Validated) -> None:
@@ -140,12 +236,21 @@ def _slow(raw: Any, index: int, out: Validated) -> None:
         out.rejects.append((index, str(exc)))
         return
     props = event.properties
-    out.index.append(index)
-    out.records.append(event)
-    out.ts.append(event.timestamp)
-    out.props_json.append(
-        None if props is None else json.dumps(props, ensure_ascii=False, separators=(",", ":"))
-    )
+    pj = None if props is None else json.dumps(props, ensure_ascii=False, separators=(",", ":"))
+    _take(out, index, _event_row(event), pj)
 
 
-__all__ = ["TEXT_FIELDS", "Unparsable", "Validated", "validate_batch"]
+def _event_row(event: Event) -> tuple[Any, ...]:
+    return tuple(getattr(event, name) for name in FIELDS)
+
+
+__all__ = [
+    "COL",
+    "FIELDS",
+    "TEXT_FIELDS",
+    "Unparsable",
+    "Validated",
+    "decode_array",
+    "timestamps",
+    "validate_batch",
+]

@@ -54,10 +54,32 @@ def _timestamp(v: object, now: datetime) -> datetime | None:
     return dt
 
 
+def _no_default(o: object) -> Any:
+    raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
+
+
+# json.dumps(ensure_ascii=False, separators=(",", ":"), allow_nan=False) builds a JSONEncoder and a
+# C encoder on every call (~4 µs); this one C encoder gives the same text for a fraction of that.
+# No circular-reference markers: a cycle ends in RecursionError instead of ValueError.
+_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
+_C_ENCODER: Any = (
+    None
+    if _make_encoder is None
+    else _make_encoder(None, _no_default, json.encoder.encode_basestring, None, ":", ",", False, False, False)
+)
+
+
+def dump_json(value: Any) -> str:
+    """Exactly `json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)`."""
+    if _C_ENCODER is None:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return "".join(_C_ENCODER(value, 0))
+
+
 def properties_json(props: dict[str, Any]) -> str | None:
     """Compact JSON of a properties object, or None when it breaks a limit (slow path explains)."""
     try:
-        text = json.dumps(props, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        text = dump_json(props)
     except (ValueError, TypeError, RecursionError):
         return None
     limit = MAX_PROPERTIES_BYTES
@@ -161,4 +183,4 @@ def _encodable(text: str) -> bool:
     return True
 
 
-__all__ = ["ROW_KEYS", "EventRejected", "properties_json", "validate_row"]
+__all__ = ["ROW_KEYS", "EventRejected", "dump_json", "properties_json", "validate_row"]

@@ -227,6 +227,10 @@ class Store:
             finally:
                 cur.close()
 
+    def peek_seq(self) -> int:
+        """The next arrival-order number, not reserved; call with write_lock held."""
+        return self._next_seq
+
     def take_seq(self, n: int) -> int:
         """Reserve n arrival-order numbers; call with write_lock held."""
         start = self._next_seq

@@ -9,12 +9,13 @@ import io
 import json
 import zlib
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from telemetry_mcp.errors import InvalidArgument
 from telemetry_mcp.store.export import HASH_COLUMN, is_stored_hash
-from telemetry_mcp.store.ingest import Ingestor, IngestReport
+from telemetry_mcp.store.ingest import MAX_ERRORS, Ingestor, IngestReport, Prepared
 
 # progress(records done, bytes of the file read, the file's size in bytes)
 Progress = Callable[[int, int, int], None]
@@ -38,6 +39,22 @@ def _jsonl(fh: BinaryIO) -> Iterator[Any]:
             yield json.loads(line)
         except (ValueError, RecursionError) as exc:
             yield _BadRecord(f"line {lineno}: malformed JSON ({str(exc)[:120]})")
+
+
+class _Line:
+    """One JSONL line left as its bytes: the ingest core decodes it straight to a struct."""
+
+    __slots__ = ("lineno", "text")
+
+    def __init__(self, lineno: int, text: bytes) -> None:
+        self.lineno = lineno
+        self.text = text
+
+
+def _jsonl_lines(fh: BinaryIO) -> Iterator[Any]:
+    for lineno, line in enumerate(fh, 1):
+        if line.strip():
+            yield _Line(lineno, line)
 
 
 def _json(fh: BinaryIO) -> Iterator[Any]:
@@ -126,7 +143,7 @@ class Source:
             raise InvalidArgument(f"{path}: no such file")
         self.path = path
         self.size = path.stat().st_size
-        self._reader = reader
+        self._reader = _jsonl_lines if reader is _jsonl else reader
         self._raw = path.open("rb")
         head = self._raw.read(KEY_BYTES)
         self._raw.seek(0)
@@ -160,7 +177,14 @@ class Source:
 
 def records(path: Path) -> Iterator[Any]:
     """Raw event records of a file, by extension (.gz of the text formats too)."""
-    return iter(Source(path))
+    for record in Source(path):
+        if isinstance(record, _Line):
+            try:
+                yield json.loads(record.text)
+            except (ValueError, RecursionError) as exc:
+                yield _BadRecord(f"line {record.lineno}: malformed JSON ({str(exc)[:120]})")
+        else:
+            yield record
 
 
 class _HashColumn:
@@ -172,6 +196,12 @@ class _HashColumn:
 
     def __init__(self) -> None:
         self.prehashed: bool | None = None
+
+    def needs_dict(self, line: bytes) -> bool:
+        """Whether this line must be decoded for `check` (else it passes as its bytes, unchanged)."""
+        if self.prehashed is True or b'"user_id_hash"' in line:
+            return True
+        return self.prehashed is None and b'"user_id"' in line
 
     def check(self, record: Any) -> Any:
         if not isinstance(record, dict) or (HASH_COLUMN not in record and self.prehashed is not True):
@@ -205,38 +235,80 @@ def import_file(ingestor: Ingestor, path: Path, progress: Progress | None = None
     never hashed a second time, so export → import gives back the same rows.
     """
     source = Source(path)
-    total = IngestReport()
+    total = IngestReport()  # written by the commit thread only
+    unparsed = IngestReport()  # records rejected before validation, by this thread
     batch: list[Any] = []
     positions: list[int] = []
+    lines: dict[int, int] = {}  # batch index → line number, for the lines left as bytes
     seen = 0
     users = _HashColumn()
+    # One thread commits batch N (DuckDB works without the GIL) while this one reads and prepares
+    # batch N+1; at most one commit is in flight, so memory stays at two batches.
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-commit")
+    pending: Future[None] | None = None
 
     def flush() -> None:
+        nonlocal pending
+        where, at = list(positions), dict(lines)
         prepared = ingestor.prepare(
             batch,
-            default_ids=lambda i: source.default_id(positions[i]),
+            default_ids=lambda i: source.default_id(where[i]),
             prehashed_users=bool(users.prehashed),
         )
+        batch.clear()
+        positions.clear()
+        lines.clear()
+        if pending is not None:
+            pending.result()
+        pending = pool.submit(commit, prepared, where, at, seen, source.bytes_read)
+
+    def commit(prepared: Prepared, where: list[int], at: dict[int, int], done: int, read: int) -> None:
         report = ingestor.commit(prepared)
         errors, report.errors = report.errors, []
         total.merge(report)
-        total.errors.extend((positions[i], reason) for i, reason in errors[: max(0, 100 - len(total.errors))])
-        batch.clear()
-        positions.clear()
+        room = max(0, MAX_ERRORS - len(total.errors))
+        total.errors.extend((where[i], _with_line(reason, at.get(i))) for i, reason in errors[:room])
         if progress:
-            progress(seen, source.bytes_read, source.size)
+            progress(done, read, source.size)
 
-    for raw in source:
-        record = users.check(raw)
-        if isinstance(record, _BadRecord):
-            total.reject(seen, record.reason)
-        else:
-            batch.append(record)
-            positions.append(seen)
-        seen += 1
-        if len(batch) >= BATCH:
+    try:
+        for raw in source:
+            if isinstance(raw, _Line):
+                if not users.needs_dict(raw.text):
+                    lines[len(batch)] = raw.lineno
+                    batch.append(raw.text)
+                    positions.append(seen)
+                    seen += 1
+                    if len(batch) >= BATCH:
+                        flush()
+                    continue
+                try:
+                    raw = json.loads(raw.text)
+                except (ValueError, RecursionError) as exc:
+                    raw = _BadRecord(f"line {raw.lineno}: malformed JSON ({str(exc)[:120]})")
+            record = raw if isinstance(raw, _BadRecord) else users.check(raw)
+            if isinstance(record, _BadRecord):
+                unparsed.reject(seen, record.reason)
+            else:
+                batch.append(record)
+                positions.append(seen)
+            seen += 1
+            if len(batch) >= BATCH:
+                flush()
+        if batch:
             flush()
-    if batch:
-        flush()
+        if pending is not None:
+            pending.result()
+    finally:
+        pool.shutdown(wait=True)
+    total.merge(unparsed)
     total.errors.sort()
+    del total.errors[MAX_ERRORS:]
     return total
+
+
+def _with_line(reason: str, lineno: int | None) -> str:
+    """A line that is not JSON is rejected with its line number, as the line reader says it."""
+    if lineno is not None and reason.startswith("malformed JSON ("):
+        return f"line {lineno}: {reason}"
+    return reason

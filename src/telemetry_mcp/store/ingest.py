@@ -28,7 +28,8 @@ import pyarrow.compute as pc
 
 from telemetry_mcp.config import Settings
 from telemetry_mcp.errors import InvalidArgument
-from telemetry_mcp.events.columns import validate_batch
+from telemetry_mcp.events.columns import COL, timestamps, validate_batch
+from telemetry_mcp.events.fastpath import dump_json
 from telemetry_mcp.events.model import DEFAULT_SEVERITY
 from telemetry_mcp.events.privacy import (
     PrivacyPipeline,
@@ -78,7 +79,7 @@ _SELECT = {"received_at": "$1::TIMESTAMP AS received_at", "properties": "propert
 _INSERT = (
     f"INSERT INTO events ({', '.join(_COLUMNS)}, id_hash) SELECT "
     + ", ".join(_SELECT.get(c, c) for c in _COLUMNS)
-    + ", id_hash FROM batch"
+    + ", hash(event_id) FROM batch"
 )
 
 
@@ -156,6 +157,7 @@ class Ingestor:
         self._name = lru_cache(maxsize=65_536)(scrub_text)
         self._page = lru_cache(maxsize=65_536)(self._clean_page)
         self._props: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self._writer: duckdb.DuckDBPyConnection | None = None
         # Excluded paths outside properties (e.g. "page") are applied by the per-event reference.
         self._row_exclusions = s.exclude_fields and any(
             not p.startswith("properties.") for p in s.excluded_paths if p
@@ -281,49 +283,52 @@ class Ingestor:
         v = validate_batch(events, received_at)
         for index, reason in v.rejects:
             report.reject(index, reason)
-        recs = v.records
-        keep = [True] * len(recs)
-        if self.settings.honor_dnt:
-            for k, r in enumerate(recs):
-                if r.do_not_track:
+        rows, props_json = v.rows, v.props_json
+        if not rows:
+            return None
+        cols = list(zip(*rows, strict=True))
+        keep = [True] * len(rows)
+        if self.settings.honor_dnt and any(cols[COL["do_not_track"]]):
+            for k, dnt in enumerate(cols[COL["do_not_track"]]):
+                if dnt:
                     keep[k] = False
                     report.dropped_dnt += 1
-        ids: list[str | None] = [r.event_id for r in recs]
-        for k, event_id in enumerate(ids):
-            if event_id is None and keep[k]:
-                ids[k] = default_ids(v.index[k]) if default_ids is not None else str(uuid.uuid4())
+        ids: list[str | None] = list(cols[COL["event_id"]])
+        if None in ids:
+            for k, event_id in enumerate(ids):
+                if event_id is None and keep[k]:
+                    ids[k] = default_ids(v.index[k]) if default_ids is not None else str(uuid.uuid4())
         rate = self.settings.sample_rate
         if rate < 1.0:
-            for k, r in enumerate(recs):
-                if keep[k] and not _sampled_in(sampling_key(r.user_id, r.session_id, ids[k]), rate):
+            user_col, session_col = cols[COL["user_id"]], cols[COL["session_id"]]
+            for k in range(len(rows)):
+                if keep[k] and not _sampled_in(sampling_key(user_col[k], session_col[k], ids[k]), rate):
                     keep[k] = False
                     report.sampled_out += 1
-        seen: set[str | None] = set()
-        for k, event_id in enumerate(ids):
-            if keep[k]:
-                if event_id in seen:
-                    keep[k] = False
-                    report.duplicates += 1
-                else:
-                    seen.add(event_id)
+        if len(set(ids)) < len(ids) or not all(keep):
+            seen: set[str | None] = set()
+            for k, event_id in enumerate(ids):
+                if keep[k]:
+                    if event_id in seen:
+                        keep[k] = False
+                        report.duplicates += 1
+                    else:
+                        seen.add(event_id)
         if not any(keep):
             return None
         if not all(keep):
-            recs = list(compress(recs, keep))
+            rows = list(compress(rows, keep))
             ids = list(compress(ids, keep))
-            ts = list(compress(v.ts, keep))
-            props_json = list(compress(v.props_json, keep))
-        else:
-            ts, props_json = v.ts, v.props_json
+            props_json = list(compress(props_json, keep))
+            cols = list(zip(*rows, strict=True))
         return self._private_table(
-            recs, ids, ts, props_json, report, received_at, service, service_version, prehashed_users
+            cols, ids, props_json, report, received_at, service, service_version, prehashed_users
         )
 
     def _private_table(
         self,
-        recs: list[Any],
+        cols: list[tuple[Any, ...]],
         ids: list[str | None],
-        ts: list[datetime | None],
         props_json: list[str | None],
         report: IngestReport,
         received_at: datetime,
@@ -332,20 +337,22 @@ class Ingestor:
         prehashed_users: bool = False,
     ) -> pa.Table:
         s = self.privacy.settings
-        n = len(recs)
+        n = len(ids)
         paths: list[list[str] | None] = [None] * n
         # steps 3-5 on properties: exact scrubber only where the cheap test says it might matter
+        props_col = cols[COL["properties"]]
+        props_json = list(props_json)
         for k, text in enumerate(props_json):
             if text is None:
                 continue
             hit = self._props.get(text)
             if hit is None:
-                hit = self._clean_props(recs[k].properties, text)
+                hit = self._clean_props(props_col[k], text)
             new_text, changed = hit
             if changed:
                 props_json[k] = new_text
                 paths[k] = list(changed)
-        names = [r.name for r in recs]
+        names: list[str | None] = list(cols[COL["name"]])
         if s.scrub_values:
             for k, name in enumerate(names):
                 if name is not None:
@@ -353,55 +360,57 @@ class Ingestor:
                     if kinds:
                         names[k] = clean
                         _add_path(paths, k, "name")
-        pages = [r.page for r in recs]
+        pages: list[str | None] = list(cols[COL["page"]])
         for k, page in enumerate(pages):
             if page is not None:
                 clean_page = self._page(page)
                 if clean_page != page:
                     pages[k] = clean_page
                     _add_path(paths, k, "page")
-        raw_users = [r.user_id for r in recs]
+        raw_users = cols[COL["user_id"]]
         hashing = s.hash_user_ids and not prehashed_users
-        users = [None if u is None else self._hash(u) for u in raw_users] if hashing else raw_users
-        for k, r in enumerate(recs):
-            if r.ip is not None:
-                _add_path(paths, k, "ip")
+        users = [None if u is None else self._hash(u) for u in raw_users] if hashing else list(raw_users)
+        ip_col = cols[COL["ip"]]
+        if any(ip is not None for ip in ip_col):
+            for k, ip in enumerate(ip_col):
+                if ip is not None:
+                    _add_path(paths, k, "ip")
         redacted: list[list[str] | None] = [None if p is None else list(dict.fromkeys(p)) for p in paths]
         report.redactions += sum(len(p) for p in redacted if p is not None)
-        sessions = [r.session_id for r in recs]
-        types = [r.event_type for r in recs]
+        sessions = cols[COL["session_id"]]
+        types = cols[COL["event_type"]]
         actors = [
             u if u is not None else f"s:{sid}" if sid is not None else f"e:{eid}"
             for u, sid, eid in zip(users, sessions, ids, strict=True)
         ]
         severities = [
-            r.severity if r.severity is not None else DEFAULT_SEVERITY.get(t, "info")
-            for r, t in zip(recs, types, strict=True)
+            sev if sev is not None else DEFAULT_SEVERITY.get(t, "info")
+            for sev, t in zip(cols[COL["severity"]], types, strict=True)
         ]
-        services = [r.service for r in recs]
+        services = cols[COL["service"]]
         if service is not None:
-            services = [service if x is None else x for x in services]
-        versions = [r.service_version for r in recs]
+            services = tuple(service if x is None else x for x in services)
+        versions = cols[COL["service_version"]]
         if service_version is not None:
-            versions = [service_version if x is None else x for x in versions]
-        columns: dict[str, list[Any]] = {
+            versions = tuple(service_version if x is None else x for x in versions)
+        columns: dict[str, Any] = {
             "event_id": ids,
-            "ts": [received_at if t is None else t for t in ts],
+            "ts": timestamps(cols[COL["timestamp"]], received_at),
             "event_type": types,
             "name": names,
-            "component": [r.component for r in recs],
+            "component": cols[COL["component"]],
             "user_id": users,
             "session_id": sessions,
             "actor": actors,
             "severity": severities,
-            "duration_ms": [r.duration_ms for r in recs],
-            "value": [r.value for r in recs],
-            "unit": [r.unit for r in recs],
+            "duration_ms": cols[COL["duration_ms"]],
+            "value": cols[COL["value"]],
+            "unit": cols[COL["unit"]],
             "service": services,
             "service_version": versions,
-            "platform": [r.platform for r in recs],
-            "os": [r.os for r in recs],
-            "framework": [r.framework for r in recs],
+            "platform": cols[COL["platform"]],
+            "os": cols[COL["os"]],
+            "framework": cols[COL["framework"]],
             "page": pages,
             "properties": props_json,
             "redacted_paths": redacted,
@@ -413,11 +422,7 @@ class Ingestor:
     def _clean_props(self, props: dict[str, Any], text: str) -> tuple[str, tuple[str, ...]]:
         if self._might_change(text):
             changed = self.privacy.apply({"properties": props})
-            new_text = (
-                json.dumps(props, ensure_ascii=False, separators=(",", ":"))
-                if any(p.startswith("properties") for p in changed)
-                else text
-            )
+            new_text = dump_json(props) if any(p.startswith("properties") for p in changed) else text
             hit = (new_text, tuple(changed))
         else:
             hit = (text, ())
@@ -516,63 +521,80 @@ class Ingestor:
         table = prepared.table
         with self.store.write_lock:
             id_set = self.store.id_hashes()
-            cur = self.store.cursor()
+            cur = self._cursor()
             new_values: dict[str, set[str]] = {}
             hashes = np.empty(0, np.uint64)
+            registered = False
             try:
                 cur.execute("BEGIN TRANSACTION")
-                try:
-                    if table is not None:
-                        table, hashes = self._new_rows(cur, table, id_set)
-                    if table is not None and table.num_rows:
+                if table is not None and table.num_rows:
+                    # arrival numbers as if every row were new: one registration serves both the id
+                    # check and the insert (a statement costs ~0.3 ms); duplicates are rare.
+                    n = table.num_rows
+                    start = self.store.peek_seq()
+                    table = table.append_column("seq", pa.array(range(start, start + n), pa.int64()))
+                    cur.register("batch", table)
+                    registered = True
+                    hashes = _hashes(cur)
+                    stored = self._stored_ids(cur, table, hashes, id_set)
+                    if stored:
+                        cur.unregister("batch")
+                        registered = False
+                        mask = np.array([e not in stored for e in table.column("event_id").to_pylist()])
+                        table, hashes = table.filter(pa.array(mask)).drop_columns(["seq"]), hashes[mask]
                         n = table.num_rows
-                        start = self.store.take_seq(n)
                         table = table.append_column("seq", pa.array(range(start, start + n), pa.int64()))
-                        table = table.append_column("id_hash", pa.array(hashes, pa.uint64()))
-                        cur.register("batch", table)
-                        try:
-                            cur.execute(_INSERT, [prepared.received_at])
-                        finally:
-                            cur.unregister("batch")
+                        if n:
+                            cur.register("batch", table)
+                            registered = True
+                    if n:
+                        self.store.take_seq(n)
+                        cur.execute(_INSERT, [prepared.received_at])
                         new_values = self.store.add_to_catalog(cur, _catalog_of(table))
-                    if after is not None:
-                        after(cur)
-                    cur.execute("COMMIT")
-                except BaseException:
+                if after is not None:
+                    after(cur)
+                cur.execute("COMMIT")
+            except BaseException:
+                self._writer = None  # a fresh cursor next time, whatever state this one is in
+                try:
                     cur.execute("ROLLBACK")
-                    raise
+                finally:
+                    cur.close()
+                raise
             finally:
-                cur.close()
+                if registered and self._writer is not None:
+                    cur.unregister("batch")
             if table is None or not table.num_rows:
                 return None
             id_set.add(hashes)
             self.store.catalog_committed(new_values)
             return table
 
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        """The writer's own cursor, kept between batches (its setup costs as much as a small insert)."""
+        if self._writer is None:
+            self._writer = self.store.cursor()
+        return self._writer
+
     @staticmethod
-    def _new_rows(cur: Any, table: pa.Table, id_set: Any) -> tuple[pa.Table | None, Any]:
-        """Drop rows whose event_id is stored: the in-memory hash set, then an exact check of its hits."""
-        cur.register("incoming", table.select(["event_id"]))
-        try:
-            hashes = np.asarray(
-                cur.execute("SELECT hash(event_id) AS h FROM incoming").fetchnumpy()["h"], dtype=np.uint64
-            )
-        finally:
-            cur.unregister("incoming")
+    def _stored_ids(cur: Any, table: pa.Table, hashes: Any, id_set: Any) -> set[str]:
+        """The event_ids of the batch already stored: the in-memory hash set, then an exact check of its hits."""
         hits = id_set.contains(hashes)
         if not hits.any():
-            return table, hashes
+            return set()
         candidates = table.column("event_id").filter(pa.array(hits)).to_pylist()
         found = cur.execute(
             "SELECT event_id FROM events WHERE id_hash IN (SELECT unnest($1::UBIGINT[])) "
             "AND event_id IN (SELECT unnest($2::VARCHAR[]))",
             [[int(h) for h in hashes[hits]], candidates],
         ).fetchall()
-        if not found:
-            return table, hashes
-        stored = {f[0] for f in found}
-        mask = np.array([e not in stored for e in table.column("event_id").to_pylist()], dtype=np.bool_)
-        return table.filter(pa.array(mask)), hashes[mask]
+        return {f[0] for f in found}
+
+
+def _hashes(cur: Any) -> Any:
+    """DuckDB's hash of each event_id of the registered batch (the stored `id_hash`)."""
+    column = cur.execute("SELECT hash(event_id) AS h FROM batch").fetchnumpy()["h"]
+    return np.asarray(column, dtype=np.uint64)
 
 
 def _add_path(paths: list[list[str] | None], k: int, path: str) -> None:
