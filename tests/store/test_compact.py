@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from datetime import datetime, timedelta
@@ -53,8 +57,9 @@ def test_compacting_a_store_pruned_by_half_shrinks_the_file_and_keeps_every_row_
     db = tmp_path / "half.duckdb"
     with Store(_settings(db)) as store:
         data = events(60_000, utcnow() - timedelta(days=180), days=179)
+        ingestor = Ingestor(store)  # keeps its writer cursor between batches, also across the swap
         for i in range(0, len(data), 10_000):
-            Ingestor(store).ingest(data[i : i + 10_000])
+            ingestor.ingest(data[i : i + 10_000])
         report = prune(store, utcnow())
         assert 25_000 < report.raw_events < 35_000  # about half
         assert free_bytes(store) > 0
@@ -67,7 +72,7 @@ def test_compacting_a_store_pruned_by_half_shrinks_the_file_and_keeps_every_row_
         assert db.stat().st_size == done.bytes_after
         assert _fingerprint(store) == rows  # every row of every table identical
         assert _answers(store, now) == answers  # and the store keeps working as before
-        Ingestor(store).ingest(events(10, utcnow() - timedelta(hours=1), days=0.01, seed=99))
+        assert ingestor.ingest(events(10, utcnow() - timedelta(hours=1), days=0.01, seed=99)).accepted == 10
         assert store.total_events() == rows["events"][0] + 10
     assert not list(tmp_path.glob("*.compact.tmp*"))
     with Store(_settings(db)) as reopened:  # the renamed file is the store from now on
@@ -152,3 +157,63 @@ async def test_compact_via_the_owner_while_a_client_ingests_loses_no_acknowledge
         stored = {r[0] for r in store.fetch("SELECT event_id FROM events")}
     missing = [e for e in acked if e not in stored]
     assert len(acked) > 500 and not missing, (len(acked), len(missing), retried[0])
+
+
+_KILLED_CHILD = """
+import sys
+from datetime import timedelta
+sys.path.insert(0, sys.argv[2])
+from lifecycle_data import events
+from telemetry_mcp.analytics.common import utcnow
+from telemetry_mcp.config import load_settings
+from telemetry_mcp.store import Store
+from telemetry_mcp.store.ingest import Ingestor
+from telemetry_mcp.store.lifecycle import compact
+
+store = Store(load_settings({"db": sys.argv[1], "threads": 2, "salt": sys.argv[3]}, env={}))
+ingestor, k = Ingestor(store), int(sys.argv[4])
+while True:
+    for _ in range(3):
+        batch = events(200, utcnow() - timedelta(days=1), days=0.5, seed=k)
+        assert ingestor.ingest(batch).accepted == 200
+        print("acked", k, flush=True)  # after the commit: acknowledged
+        k += 1
+    print("compacting", flush=True)
+    compact(store)
+"""
+
+
+def test_a_kill_9_at_any_point_of_compaction_leaves_a_valid_store_with_every_acknowledged_event(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "killed.duckdb"
+    with Store(_settings(db)) as store:
+        data = events(30_000, utcnow() - timedelta(days=20), days=19, seed=1)
+        for i in range(0, len(data), 10_000):
+            Ingestor(store).ingest(data[i : i + 10_000])
+    acked: list[int] = []
+    tests_dir = str(Path(__file__).resolve().parents[1])
+    # a compaction of this store takes ~0.2 s here: before it, inside (copy, rename, reopen), after it
+    delays = (0.0, 0.03, 0.06, 0.1, 0.14, 0.18, 0.3)
+    for round_, delay in enumerate(delays):
+        child = subprocess.Popen(
+            [sys.executable, "-c", _KILLED_CHILD, str(db), tests_dir, SALT, str(1000 * (round_ + 1))],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert child.stdout is not None
+        seen = 0
+        for line in child.stdout:
+            if line.startswith("acked "):
+                acked.append(int(line.split()[1]))
+            elif line.startswith("compacting"):
+                seen += 1
+                if seen == 2:  # the second compaction of this process: kill it somewhere inside
+                    time.sleep(delay)
+                    os.kill(child.pid, signal.SIGKILL)
+                    break
+        child.wait(timeout=30)
+        assert child.returncode == -signal.SIGKILL, child.stderr.read() if child.stderr else ""
+        with Store(_settings(db)) as store:  # a valid store, every acknowledged batch in it
+            ids = {r[0] for r in store.fetch("SELECT DISTINCT split_part(event_id, '-', 2) FROM events")}
+            assert {str(k) for k in acked} <= ids, round_
+    assert len(acked) == len(delays) * 6

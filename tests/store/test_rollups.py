@@ -242,3 +242,38 @@ def test_a_configured_property_key_answers_from_rollups_past_the_raw_cutoff(tmp_
         Maintenance(store, clock=lambda: NOW + timedelta(days=10), max_chunks=None).step()
         later = _ask(store, interval="week", group_by="properties.tier", since="2026-05-30", limit=1000)
         assert later.approximate and _groups(later) == _groups(tier)
+
+
+def test_migration_011_converts_rollups_of_the_earlier_layout_to_the_same_rows(tmp_path: object) -> None:
+    import duckdb
+
+    db = f"{tmp_path}/v10.duckdb"
+    order = "ORDER BY b, event_type, component, name, service_version, platform, page, kh"
+    with _file_store(db, ()) as store:
+        data = events(5_000, START, days=20, users=50)
+        Ingestor(store).ingest(data)
+        Rollups.refresh(store)
+        want = {t: store.fetch(f"SELECT * FROM {t} {order}") for t in ("rollup_hour", "rollup_day")}
+    con = duckdb.connect(db)  # the layout of migration 010: 64-bit hourly sets, min/max in every row
+    for t in ("rollup_hour", "rollup_day"):
+        widen = "lambda x: (x::UBIGINT << 32) | 12345" if t == "rollup_hour" else "lambda x: x"
+        con.execute(f"DROP INDEX {t}_b")
+        con.execute(
+            f"CREATE TABLE {t}_old AS SELECT * EXCLUDE (p1, p2, p3) REPLACE ("
+            f"list_transform(users, {widen})::UBIGINT[] AS users, "
+            f"list_transform(sessions, {widen})::UBIGINT[] AS sessions, "
+            "CASE WHEN d_n = 1 THEN d_sum ELSE d_min END AS d_min, CASE WHEN d_n = 1 THEN d_sum ELSE d_max END AS d_max, "
+            f"CASE WHEN v_n = 1 THEN v_sum ELSE v_min END AS v_min, CASE WHEN v_n = 1 THEN v_sum ELSE v_max END AS v_max) FROM {t}"
+        )
+        con.execute(f"DROP TABLE {t}; ALTER TABLE {t}_old RENAME TO {t}; CREATE INDEX {t}_b ON {t} (b)")
+    assert (
+        con.execute("SELECT count(*) FROM rollup_hour WHERE d_n = 1 AND d_min IS NOT NULL").fetchall()[0][0]
+        > 0
+    )
+    con.execute("DELETE FROM schema_migrations WHERE name = '011_smaller_rollups'")
+    con.close()
+    with _file_store(db, ()) as store:  # 011 runs again: the rows come back exactly
+        got = {t: store.fetch(f"SELECT * FROM {t} {order}") for t in ("rollup_hour", "rollup_day")}
+        assert got == want
+        assert store.fetch("SELECT data_type FROM duckdb_columns() WHERE table_name = 'rollup_hour' "
+                           "AND column_name = 'users'")[0][0] == "UINTEGER[]"  # fmt: skip

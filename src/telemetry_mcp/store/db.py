@@ -86,6 +86,8 @@ class Store:
         self._cursors: weakref.WeakSet[duckdb.DuckDBPyConnection] = weakref.WeakSet()
         self._gate = threading.Condition()
         self._swapping = False
+        # cursors kept between calls (the ingest writer's) give themselves up when the file is swapped
+        self._keepers: list[weakref.WeakMethod[Callable[[], None]]] = []
         if not settings.is_memory:
             Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
         self._con = self._connect()
@@ -141,6 +143,10 @@ class Store:
         with self._gate:
             self._swapping = True
         try:
+            for ref in list(self._keepers):  # under write_lock: none of them is in use
+                release = ref()
+                if release is not None:
+                    release()
             # every cursor is released by the code that took it (closed, then dropped)
             deadline = time.monotonic() + wait
             while len(self._cursors):
@@ -162,6 +168,12 @@ class Store:
             with self._gate:
                 self._swapping = False
                 self._gate.notify_all()
+
+    def keep_cursor(self, release: Callable[[], None]) -> None:
+        """Register the bound method that closes and forgets a cursor kept between calls, used only
+        with write_lock held; swap_file calls it (held weakly: the keeper may go away first)."""
+        self._keepers = [r for r in self._keepers if r() is not None]
+        self._keepers.append(weakref.WeakMethod(release))  # type: ignore[arg-type]
 
     def catalog(self, kind: str) -> frozenset[str]:
         """The distinct stored values of one column (see CATALOG_KINDS), kept current by ingest.

@@ -32,6 +32,7 @@ MAX_FORGET_IDS = 10_000
 # DuckDB returns no space to the OS by itself; a CHECKPOINT after this many deletions at least
 # makes the freed blocks reusable (and truncates the file when they are at its end).
 CHECKPOINT_AFTER_ROWS = 100_000
+COMPACT_HINT_BYTES = 64 * 2**20  # prune mentions `compact` when at least this much of the file is free
 
 
 def utcnow() -> datetime:
@@ -132,6 +133,7 @@ class PruneReport:
     database_bytes_before: int
     database_bytes_after: int
     seconds: float
+    free_bytes: int = 0  # of the file, in blocks DuckDB marked free: what `compact` would return
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -154,6 +156,11 @@ class PruneReport:
                 f"  store {self.database_bytes_before:,} → {self.database_bytes_after:,} bytes "
                 f"in {self.seconds:.1f} s"
             )
+            if self.free_bytes >= COMPACT_HINT_BYTES:
+                out.append(
+                    f"  {self.free_bytes:,} bytes of the file are free (new events reuse them); "
+                    "`telemetry-mcp compact` returns them to the disk"
+                )
         return out
 
 
@@ -216,6 +223,7 @@ def prune(
         before,
         store.database_bytes(),
         time.perf_counter() - started,
+        0 if dry_run or store.settings.is_memory else free_bytes(store),
     )
 
 
