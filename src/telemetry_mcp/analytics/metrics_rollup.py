@@ -2,9 +2,10 @@
 
 The answer is split at the first rollup bucket start at or after the raw cutoff (`split`): rollup
 rows for earlier buckets, and for later ones the raw events folded on the fly into the same shape,
-so that one merge gives every series bucket and the totals. Counts, errors and distinct users and
-sessions (unions of exact hash sets) are exact; sum/avg/min/max are exact; p50/p95/p99 come from
-the merged DDSketch (relative error ≤ ALPHA). Day/week/month/total buckets in UTC over a range
+so that one merge gives every series bucket and the totals. Counts, errors and sum/avg/min/max are
+exact; distinct users and sessions are unions of hash sets (exact from rollup_day, 32-bit hashes
+from rollup_hour: an undercount of about n / 2^33); p50/p95/p99 come from the merged DDSketch
+(relative error ≤ ALPHA). Configured property keys (rollup_property_keys) are dimensions too. Day/week/month/total buckets in UTC over a range
 from midnight to midnight read rollup_day; everything else reads rollup_hour. A range edge inside
 an hour counts that whole hour of the rollups.
 """

@@ -1,7 +1,8 @@
 """Hourly and daily rollups of the events: what the store still knows once raw events are pruned.
 
 One row per (UTC bucket start, event_type, component, name, service_version, platform, framework,
-page) in `rollup_hour` and `rollup_day` (migration 010):
+page, p1, p2, p3) in `rollup_hour` and `rollup_day` (migrations 010, 011); p1-p3 hold the values
+of the property keys configured in `rollup_property_keys` (see Slot, sync_slots):
 
 - counts: events, errors (severity error or critical), and per metric (duration_ms, value) the
   count/sum/min/max of its non-NULL values and how many were zero;
@@ -10,9 +11,12 @@ page) in `rollup_hour` and `rollup_day` (migration 010):
   keys ascending, counts), negative values keyed `NEGATIVE_OFFSET + i`, zeros counted apart.
   Every bucket's representative 2γ^i / (γ + 1) is within α (1 %) of each value in it; merging two
   sketches adds their counts per key;
-- the distinct users and sessions of the bucket as exact sets of 64-bit hashes (`hash(user_id)`,
-  `hash(session_key)`: LIST of UBIGINT; merging is a distinct union). Exact sets, not HyperLogLog:
-  distinct counts over any union of buckets stay exact, and forget can take one user out.
+- the distinct users and sessions of the bucket as sets of hashes (`hash(user_id)`,
+  `hash(session_key)`; merging is a distinct union): 64-bit per day (LIST of UBIGINT), the high 32
+  bits per hour (UINTEGER: half the hourly table's largest columns; a union of n distinct values
+  undercounts by about n / 2^33). Sets, not HyperLogLog: distinct counts over any union of buckets
+  stay (near) exact, and forget can take one user out;
+- a metric with one value in the row stores no min/max: its sum is both (`low`, `high` read it).
 
 `refresh` folds every event with seq above the last folded one (`meta.rollups_seq`) into both
 tables: the new events are aggregated per key in DuckDB, merged with the existing rows of the keys
