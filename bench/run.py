@@ -34,6 +34,7 @@ from typing import Any
 
 import cases as case_table
 import collector as collector_bench
+import interleaved as interleaved_bench
 from checks import compare
 from common import (
     BENCH,
@@ -61,7 +62,7 @@ INPROC_EVENTS = {1: (2_000, 200), 100: (100_000, 5_000), 1_000: (300_000, 10_000
 STDIO_EVENTS = {100: (50_000, 2_000), 1_000: (200_000, 10_000)}
 BUDGET_SECONDS = (60.0, 10.0)
 REBUILD_STALE_MAX = 1_000_000
-PHASES = ("ingest", "stdio", "import", "queries", "cold", "collector")
+PHASES = ("ingest", "stdio", "import", "queries", "cold", "collector", "interleaved")
 
 
 @dataclass
@@ -113,6 +114,7 @@ class Bench:
             "storage": {},
             "cold_start": {},
             "collector": {},
+            "interleaved": {},
             "notes": [],
             "errors": [],
         }
@@ -443,6 +445,20 @@ class Bench:
                     f"{run['acknowledged_events']:,} acknowledged"
                 )
 
+    def interleaved(self, events: int) -> None:
+        """A batch a second into the loaded store while an agent queries (bench/interleaved.py)."""
+        ds = self.dataset(events)
+        _, measured = ensure_store(ds, self.rebuild_store(ds), self.tmp / f"import-{ds.label}.stderr")
+        if measured is not None:
+            self.record_import(ds, measured, "built the cached query store")
+        seconds, batches = (10.0, 10) if self.o.quick else (60.0, 60)
+        result = interleaved_bench.run(
+            ds.store, self.tmp, seconds=seconds, batch=1_000, batches=batches, seed=ds.seed, users=ds.users()
+        )
+        self.r["interleaved"][ds.label] = result
+        for error in result["stdio"]["errors"]:
+            self.note(f"interleaved {ds.label}: {error}")
+
     # ------------------------------------------------------------------ all
 
     def run(self) -> int:
@@ -468,6 +484,10 @@ class Bench:
             if "collector" in self.o.phases:
                 with self.phase("collector"):
                     self.collector()
+            if "interleaved" in self.o.phases:
+                for events in self.o.sizes:
+                    with self.phase(f"interleaved {size_label(events)}"):
+                        self.interleaved(events)
         finally:
             if not self.o.keep_tmp:
                 shutil.rmtree(self.tmp, ignore_errors=True)
@@ -477,6 +497,8 @@ class Bench:
         markdown = render(self.r)
         if self.r["collector"]:
             markdown += "\n" + collector_bench.render_section(self.r["collector"])
+        if self.r["interleaved"]:
+            markdown += "\n" + interleaved_bench.render_section(self.r["interleaved"])
         out = self.o.out
         out.mkdir(parents=True, exist_ok=True)
         dump_json(out / f"{self.o.name}.json", self.r)

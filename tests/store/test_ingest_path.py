@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import uuid
 from collections.abc import Iterator
@@ -319,11 +320,17 @@ def test_the_actor_is_the_user_hash_else_the_session_else_the_event(app: App) ->
         ]
     )
 
-    assert app.store.fetch("SELECT event_id, actor FROM events ORDER BY seq") == [
-        ("u", ALICE),
-        ("us", BOB),
-        ("s", "s:sess-2"),
-        ("e", "e:e"),
+    # a user's key is the 64 bits of its hash; a session's or an event's, 8 bytes of BLAKE2b
+    def digest(text: str) -> int:
+        return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+
+    rows = app.store.fetch("SELECT event_id, actor, session_key, epoch_us(ts) FROM events ORDER BY seq")
+    # a derived session's key: the actor's key XOR the session's first timestamp (µs)
+    assert [r[:3] for r in rows] == [
+        ("u", int(ALICE, 16), int(ALICE, 16) ^ rows[0][3]),
+        ("us", int(BOB, 16), digest("x:sess-1")),
+        ("s", digest("s:sess-2"), digest("x:sess-2")),
+        ("e", digest("e:e"), digest("e:e") ^ rows[3][3]),
     ]
 
 

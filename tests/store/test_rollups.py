@@ -17,7 +17,7 @@ from telemetry_mcp.events.privacy import hash_user_id
 from telemetry_mcp.store import Store
 from telemetry_mcp.store.ingest import Ingestor
 from telemetry_mcp.store.lifecycle import Maintenance, forget_users
-from telemetry_mcp.store.rollups import ALPHA, Rollups, events_with_slots, partial_sql
+from telemetry_mcp.store.rollups import ALPHA, Rollups, _kh, events_with_slots, partial_sql
 
 START = datetime(2026, 3, 1)
 NOW = START + timedelta(days=180)  # the controlled clock: raw cutoff = START + 90 days
@@ -255,11 +255,12 @@ def test_migration_011_converts_rollups_of_the_earlier_layout_to_the_same_rows(t
         Rollups.refresh(store)
         want = {t: store.fetch(f"SELECT * FROM {t} {order}") for t in ("rollup_hour", "rollup_day")}
     con = duckdb.connect(db)  # the layout of migration 010: 64-bit hourly sets, min/max in every row
+    old_kh = "hash(b, event_type, component, name, service_version, platform, framework, page)"
     for t in ("rollup_hour", "rollup_day"):
         widen = "lambda x: (x::UBIGINT << 32) | 12345" if t == "rollup_hour" else "lambda x: x"
         con.execute(f"DROP INDEX {t}_b")
         con.execute(
-            f"CREATE TABLE {t}_old AS SELECT * EXCLUDE (p1, p2, p3) REPLACE ("
+            f"CREATE TABLE {t}_old AS SELECT * EXCLUDE (p1, p2, p3) REPLACE ({old_kh} AS kh, "
             f"list_transform(users, {widen})::UBIGINT[] AS users, "
             f"list_transform(sessions, {widen})::UBIGINT[] AS sessions, "
             "CASE WHEN d_n = 1 THEN d_sum ELSE d_min END AS d_min, CASE WHEN d_n = 1 THEN d_sum ELSE d_max END AS d_max, "
@@ -274,6 +275,8 @@ def test_migration_011_converts_rollups_of_the_earlier_layout_to_the_same_rows(t
     con.close()
     with _file_store(db, ()) as store:  # 011 runs again: the rows come back exactly
         got = {t: store.fetch(f"SELECT * FROM {t} {order}") for t in ("rollup_hour", "rollup_day")}
-        assert got == want
+        assert got == want  # kh included: the row identity refresh and forget recompute
+        for t in ("rollup_hour", "rollup_day"):
+            assert store.fetch(f"SELECT count(*) FROM {t} WHERE kh <> {_kh()}")[0][0] == 0
         assert store.fetch("SELECT data_type FROM duckdb_columns() WHERE table_name = 'rollup_hour' "
                            "AND column_name = 'users'")[0][0] == "UINTEGER[]"  # fmt: skip

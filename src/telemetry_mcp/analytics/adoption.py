@@ -142,7 +142,7 @@ def adoption_sql(q: AdoptionQuery, tr: TimeRange, p: Params) -> str:
     only = f" AND list_contains({p.add(sorted(set(q.features)))}::VARCHAR[], f)" if q.features else ""
     return f"""
         WITH fpa AS MATERIALIZED (
-            SELECT {column} AS f, {bucket} AS p, hash(actor) AS a, count(*) AS n,
+            SELECT {column} AS f, {bucket} AS p, actor AS a, count(*) AS n,
                    min(ts) AS first_seen, max(ts) AS last_seen
             FROM events WHERE {where} GROUP BY ALL
         ), totals AS (

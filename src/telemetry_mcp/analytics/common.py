@@ -443,7 +443,7 @@ def range_where(tr: TimeRange, p: Params, column: str = "ts") -> str:
 def sessionized(source_where: str, timeout_minutes: float, p: Params) -> str:
     """SQL (a subquery) of the events matching `source_where`, each with its `session_key`.
 
-    Explicit sessions are 'x:' || session_id; the others are derived per actor (a gap longer than
+    Explicit sessions are keyed by their session_id; the others are derived per actor (a gap longer than
     the session timeout starts a new one; they never merge with explicit sessions). The store keeps
     the keys current (Store.refresh_sessions runs before every guarded read), so this is a plain scan.
     `timeout_minutes` is the store's setting and is accepted for the callers' clarity only.

@@ -111,7 +111,7 @@ def build_daily_sql(query: BehaviorQuery, tr: TimeRange, lookback: datetime) -> 
     where += compile_filters(query.filters, p)
     sql = f"""
         WITH ad AS MATERIALIZED (
-            SELECT hash(actor) AS a, date_trunc('day', {local_ts(tr, p)})::TIMESTAMP AS d,
+            SELECT actor AS a, date_trunc('day', {local_ts(tr, p)})::TIMESTAMP AS d,
                    bool_or(ts >= {since}::TIMESTAMP) AS in_range
             FROM events WHERE {where} GROUP BY 1, 2
         ),
@@ -140,7 +140,7 @@ def build_period_sql(query: BehaviorQuery, tr: TimeRange, timeout_minutes: float
         WITH s AS (
             SELECT min(ts) AS t0, max(ts) AS t1, count(*) AS n,
                    count(*) FILTER (WHERE event_type IN ({kinds})) AS k
-            FROM {sessionized(source_where, timeout_minutes, p)} GROUP BY hash(actor, session_key)
+            FROM {sessionized(source_where, timeout_minutes, p)} GROUP BY actor, session_key
         ),
         per_session AS (
             SELECT {bucket_sql(query.period, tr, p, "t0")} AS b, count(*) AS sessions,
@@ -148,7 +148,7 @@ def build_period_sql(query: BehaviorQuery, tr: TimeRange, timeout_minutes: float
             FROM s GROUP BY 1
         ),
         per_actor AS (
-            SELECT {bucket_sql(query.period, tr, p)} AS b, count(DISTINCT hash(actor)) AS users
+            SELECT {bucket_sql(query.period, tr, p)} AS b, count(DISTINCT actor) AS users
             FROM events WHERE {source_where} GROUP BY 1
         )
         SELECT b::TIMESTAMP, coalesce(users, 0), coalesce(sessions, 0), coalesce(secs, 0),

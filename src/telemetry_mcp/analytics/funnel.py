@@ -5,7 +5,7 @@ The attempts are extended step by step in SQL, attempts hit by an exclusion are 
 actor counts once, at its furthest clean attempt (ties: the earliest).
 
 - ordered: step k is the earliest event matching it at or after step k-1's time (equal timestamps
-  convert) that is not already one of the attempt's steps; chained ASOF joins on hash(actor).
+  convert) that is not already one of the attempt's steps; chained ASOF joins on the actor key.
 - strict: step k is the actor's very next event (ts, seq order) and must match step k.
 - unordered: from an anchor, the first event of every step at or after it; "step k" = k+1 of them.
 
@@ -202,16 +202,16 @@ def _match_sql(step: StepSpec, p: Params) -> str:
 
 
 def _events_cte(spec: FunnelSpec, p: Params, name: str, *, step_types_only: bool) -> str:
-    """Events the funnel may look at, keyed by hash(actor) (or session), with step/exclusion flags.
+    """Events the funnel may look at, keyed by actor (or session), with step/exclusion flags.
 
     `step_types_only` keeps just the event types of the steps and exclusions (a scan-level filter).
     """
     since, end = p.add(spec.tr.since), p.add(spec.tr.until + spec.window)
     in_range = f"ts >= {since}::TIMESTAMP AND ts < {end}::TIMESTAMP"
     if spec.by == "session":
-        source, key = sessionized(in_range, spec.session_timeout_minutes, p), "hash(session_key)"
+        source, key = sessionized(in_range, spec.session_timeout_minutes, p), "session_key"
     else:
-        source, key = "events", "hash(actor)"
+        source, key = "events", "actor"
     where = in_range
     if step_types_only:
         types = sorted({s.event_type for s in spec.steps} | {ex.event.event_type for ex in spec.exclusions})

@@ -89,7 +89,7 @@ def build_sql(query: BehaviorQuery, source_where: str, p: Params, timeout_minute
             SELECT list(hash({col}) ORDER BY ts, seq) AS l
             FROM {sessionized(source_where, timeout_minutes, p)}
             WHERE {col} IS NOT NULL
-            GROUP BY hash(actor, session_key)
+            GROUP BY actor, session_key
         )""",
         # A node equal to the one before it is a repeat: keep the first of each run.
         "collapsed AS (SELECT list_filter(l, lambda x, i: i = 1 OR x <> l[i - 1]) AS l FROM sessions)",

@@ -217,7 +217,7 @@ def series_sql(
         SELECT b, g, {key} AS hg, u, sk, severity, v FROM (
             SELECT {bucket} AS b, {group} AS g,
                    CASE WHEN user_id IS NOT NULL THEN hash(user_id) END AS u,
-                   CASE WHEN session_key IS NOT NULL THEN hash(session_key) END AS sk,
+                   session_key AS sk,
                    severity, {metric.column} AS v
             FROM {source} src
             WHERE TRUE {where}

@@ -112,7 +112,7 @@ def events_sql(
     bd = f"({field_sql(q.breakdown_by, p)})::VARCHAR" if q.breakdown_by else "NULL::VARCHAR"
     return f"""
         WITH ev AS (
-            SELECT hash(actor) AS ah, ts, seq, {_match(start, p)} AS s, {bd} AS bd, {flags}
+            SELECT actor AS ah, ts, seq, {_match(start, p)} AS s, {bd} AS bd, {flags}
             FROM events WHERE ts >= {since}::TIMESTAMP AND ts < {stop}::TIMESTAMP{fs}
         ),
         st AS (SELECT ah, arg_min(ts, (ts, seq)) AS t0, arg_min(seq, (ts, seq)) AS q0,

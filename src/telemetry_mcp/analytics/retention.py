@@ -149,16 +149,16 @@ def build_sql(query: BehaviorQuery, tr: TimeRange, first: datetime) -> Retention
         # First ever start event, before the range too: an actor who started earlier is in no cohort.
         members = f"""
             SELECT a, {period_index_sql(period, first, tr, p, "first_ts")} AS c FROM (
-                SELECT hash(actor) AS a, min(ts) AS first_ts FROM events
+                SELECT actor AS a, min(ts) AS first_ts FROM events
                 WHERE ts < {until}::TIMESTAMP{start_cond}{compile_filters(query.filters, p)}
                 GROUP BY 1
             ) WHERE first_ts >= {since}::TIMESTAMP"""
     else:
         members = f"""
-            SELECT DISTINCT hash(actor) AS a, {period_index_sql(period, first, tr, p)} AS c FROM events
+            SELECT DISTINCT actor AS a, {period_index_sql(period, first, tr, p)} AS c FROM events
             WHERE {range_where(tr, p)}{start_cond}{compile_filters(query.filters, p)}"""
     returns = f"""
-        SELECT DISTINCT hash(actor) AS a, {period_index_sql(period, first, tr, p)} AS r FROM events
+        SELECT DISTINCT actor AS a, {period_index_sql(period, first, tr, p)} AS r FROM events
         WHERE {range_where(tr, p)}{return_cond}{compile_filters(query.filters, p)}"""
     if query.cumulative:
         # Each member counts for every n up to its last return period: keep the max, expand later.

@@ -41,6 +41,7 @@ from telemetry_mcp.events.privacy import (
     scrub_text,
 )
 from telemetry_mcp.store.db import Store
+from telemetry_mcp.store.keys import actor_key, explicit_session_key
 from telemetry_mcp.store.migrations import CATALOG_KINDS
 
 MAX_ERRORS = 100
@@ -57,7 +58,7 @@ SCHEMA = pa.schema(
         ("component", _TEXT),
         ("user_id", _TEXT),
         ("session_id", _TEXT),
-        ("actor", _TEXT),
+        ("actor", pa.uint64()),
         ("severity", _TEXT),
         ("duration_ms", pa.float64()),
         ("value", pa.float64()),
@@ -70,7 +71,7 @@ SCHEMA = pa.schema(
         ("page", _TEXT),
         ("properties", _TEXT),
         ("redacted_paths", pa.list_(_TEXT)),
-        ("session_key", _TEXT),
+        ("session_key", pa.uint64()),
     ]
 )
 _COLUMNS = [f.name for f in SCHEMA]
@@ -379,10 +380,7 @@ class Ingestor:
         report.redactions += sum(len(p) for p in redacted if p is not None)
         sessions = cols[COL["session_id"]]
         types = cols[COL["event_type"]]
-        actors = [
-            u if u is not None else f"s:{sid}" if sid is not None else f"e:{eid}"
-            for u, sid, eid in zip(users, sessions, ids, strict=True)
-        ]
+        actors = [actor_key(u, sid, eid) for u, sid, eid in zip(users, sessions, ids, strict=True)]  # type: ignore[arg-type]
         severities = [
             sev if sev is not None else DEFAULT_SEVERITY.get(t, "info")
             for sev, t in zip(cols[COL["severity"]], types, strict=True)
@@ -415,7 +413,7 @@ class Ingestor:
             "properties": props_json,
             "redacted_paths": redacted,
             # Derived sessions (no session_id) are filled in by Store.refresh_sessions.
-            "session_key": [None if sid is None else "x:" + sid for sid in sessions],
+            "session_key": [None if sid is None else explicit_session_key(sid) for sid in sessions],
         }
         return pa.Table.from_pydict(columns, schema=ROW_SCHEMA)
 

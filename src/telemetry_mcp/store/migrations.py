@@ -103,6 +103,101 @@ def _m005_catalog(con: duckdb.DuckDBPyConnection) -> None:
         )
 
 
+_V6_COLUMNS = (
+    "seq BIGINT NOT NULL, event_id VARCHAR NOT NULL, ts TIMESTAMP NOT NULL, received_at TIMESTAMP NOT NULL, "
+    "event_type VARCHAR NOT NULL, name VARCHAR, component VARCHAR, user_id VARCHAR, session_id VARCHAR, "
+    "actor UBIGINT NOT NULL, severity VARCHAR NOT NULL, duration_ms DOUBLE, value DOUBLE, unit VARCHAR, "
+    "service VARCHAR, service_version VARCHAR, platform VARCHAR, os VARCHAR, framework VARCHAR, page VARCHAR, "
+    "properties JSON, redacted_paths VARCHAR[], session_key UBIGINT, id_hash UBIGINT NOT NULL"
+)
+
+
+def _m006_integer_keys(con: duckdb.DuckDBPyConnection) -> None:
+    # actor and session_key become 64-bit keys (store/keys.py): analyses group and count them
+    # without hashing strings first. The table is rebuilt in arrival order; each distinct actor text
+    # and session_id is keyed once in Python, derived sessions are recomputed here in one pass.
+    import pyarrow as pa
+
+    from telemetry_mcp.store.keys import DERIVED_KEY_SQL, actor_text_key, explicit_session_key
+
+    actors = [r[0] for r in con.execute("SELECT DISTINCT actor FROM events").fetchall()]
+    sessions = [
+        r[0]
+        for r in con.execute("SELECT DISTINCT session_id FROM events WHERE session_id IS NOT NULL").fetchall()
+    ]
+    actor_map = pa.table({"a": pa.array(actors, pa.string()),
+                          "k": pa.array([actor_text_key(a) for a in actors], pa.uint64())})  # fmt: skip
+    session_map = pa.table({"s": pa.array(sessions, pa.string()),
+                            "k": pa.array([explicit_session_key(x) for x in sessions], pa.uint64())})  # fmt: skip
+    rows = con.execute("SELECT value FROM meta WHERE key = 'session_timeout_minutes'").fetchall()
+    timeout = float(rows[0][0]) if rows and rows[0][0] else 30.0
+    start = (
+        "max(CASE WHEN new_session THEN ts END) "
+        "OVER (PARTITION BY actor, session_id IS NULL ORDER BY ts, seq ROWS UNBOUNDED PRECEDING)"
+    )
+    con.register("_actor_map", actor_map)
+    con.register("_session_map", session_map)
+    try:
+        con.execute(f"CREATE TABLE events_v6 ({_V6_COLUMNS})")
+        con.execute(
+            f"""
+            INSERT INTO events_v6
+            SELECT seq, event_id, ts, received_at, event_type, name, component, user_id, session_id, actor,
+                   severity, duration_ms, value, unit, service, service_version, platform, os, framework, page,
+                   properties, redacted_paths,
+                   CASE WHEN session_id IS NOT NULL THEN sk WHEN new_session IS NOT NULL
+                        THEN {DERIVED_KEY_SQL.format(actor="actor", start=start)} END,
+                   id_hash
+            FROM (
+                SELECT e.* REPLACE (am.k AS actor), sm.k AS sk,
+                       CASE WHEN e.session_id IS NOT NULL THEN NULL
+                            ELSE coalesce(epoch(e.ts) - epoch(lag(e.ts) OVER w) > ?, true) END AS new_session
+                FROM events e JOIN _actor_map am ON e.actor = am.a LEFT JOIN _session_map sm ON e.session_id = sm.s
+                WINDOW w AS (PARTITION BY e.actor, e.session_id IS NULL ORDER BY e.ts, e.seq)
+            )
+            ORDER BY seq
+            """,
+            [timeout * 60.0],
+        )
+    finally:
+        con.unregister("_actor_map")
+        con.unregister("_session_map")
+    con.execute("DROP TABLE events")
+    con.execute("ALTER TABLE events_v6 RENAME TO events")
+    con.execute(
+        "UPDATE meta SET value = (SELECT coalesce(max(seq), 0)::VARCHAR FROM events) WHERE key = 'sessions_seq'"
+    )
+    con.execute("UPDATE meta SET value = ? WHERE key = 'session_timeout_minutes'", [repr(timeout)])
+    _refold_raw_rollups(con)
+
+
+def _refold_raw_rollups(con: duckdb.DuckDBPyConnection) -> None:
+    """Rollup rows whose bucket is wholly raw are rebuilt from the events (their session sets were
+    hashes of the old text keys); rows of buckets pruning cut into or removed are left as they are."""
+    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    if "rollup_hour" not in tables:
+        return  # a new store: migration 010 creates the rollups, the first refresh folds everything
+    from telemetry_mcp.store.rollups import (
+        GRAINS,
+        META_CUTOFF,
+        META_SEQ,
+        ceil_to,
+        events_with_slots,
+        partial_sql,
+    )
+
+    _m011_smaller_rollups(con)  # the rollups' current layout first (011 finds nothing left to do then)
+
+    meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
+    folded = int(meta.get(META_SEQ) or 0)
+    cutoff = datetime.fromisoformat(meta[META_CUTOFF]) if META_CUTOFF in meta else None
+    for grain, table in GRAINS.items():
+        floor = ceil_to(cutoff, grain) if cutoff is not None else datetime(1970, 1, 1)
+        con.execute(f"DELETE FROM {table} WHERE b >= ?", [floor])
+        source = events_with_slots([], "seq <= ? AND ts >= ?")  # no property keys before 011
+        con.execute(f"INSERT INTO {table} {partial_sql(source, grain)}", [folded, floor])
+
+
 def _m010_rollups(con: duckdb.DuckDBPyConnection) -> None:
     # Hourly and daily rollups that outlive raw events (store/rollups.py describes the rows);
     # every event already stored is folded by the first Rollups.refresh.
@@ -135,6 +230,8 @@ def _m011_smaller_rollups(con: duckdb.DuckDBPyConnection) -> None:
         cols = {c: c for c in ("b", *KEYS, *STAT_COLUMNS, "kh")}
         for slot in PROPERTY_SLOTS if not has_slots else ():  # none configured before 011
             cols[slot] = "NULL::VARCHAR"
+        if not has_slots:  # the row's identity covers the new key columns too (rollups._kh)
+            cols["kh"] = "hash(" + ", ".join(cols[c] for c in ("b", *KEYS)) + ")"
         for m in ("d", "v"):
             cols[f"{m}_min"] = f"CASE WHEN {m}_n <> 1 THEN {m}_min END"
             cols[f"{m}_max"] = f"CASE WHEN {m}_n <> 1 THEN {m}_max END"
@@ -151,7 +248,8 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("003_session_keys", _m003_session_keys),
     ("004_dedupe_by_id_hash", _m004_dedupe_by_id_hash),
     ("005_catalog", _m005_catalog),
-    # 006–009 are reserved for another issue
+    ("006_integer_keys", _m006_integer_keys),
+    # 007–009 are reserved for issue 10
     ("010_rollups", _m010_rollups),
     ("011_smaller_rollups", _m011_smaller_rollups),
 ]

@@ -21,6 +21,7 @@ from telemetry_mcp.events.columns import Unparsable
 from telemetry_mcp.events.fastpath import validate_row
 from telemetry_mcp.events.model import DEFAULT_SEVERITY, EventRejected
 from telemetry_mcp.events.privacy import is_sampled_in, sampling_key
+from telemetry_mcp.store.keys import actor_key, explicit_session_key
 
 if TYPE_CHECKING:
     from telemetry_mcp.store.ingest import Ingestor, IngestReport
@@ -85,18 +86,12 @@ def reference_rows(
         if props is not None and any(p.startswith("properties") for p in paths):
             props_json = json.dumps(props, ensure_ascii=False, separators=(",", ":"))
         row["ts"] = row["timestamp"] or received_at
-        row["actor"] = (
-            user_id
-            if user_id is not None
-            else f"s:{session_id}"
-            if session_id is not None
-            else f"e:{event_id}"
-        )
+        row["actor"] = actor_key(user_id, session_id, event_id)
         if row["severity"] is None:
             row["severity"] = DEFAULT_SEVERITY.get(row["event_type"], "info")
         row["properties"] = None if props is None else props_json
         row["redacted_paths"] = paths or None
-        row["session_key"] = None if session_id is None else "x:" + session_id
+        row["session_key"] = None if session_id is None else explicit_session_key(session_id)
         rows.append(row)
     return pa.Table.from_pylist(rows, schema=ROW_SCHEMA) if rows else None
 

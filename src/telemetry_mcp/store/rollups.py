@@ -11,11 +11,12 @@ of the property keys configured in `rollup_property_keys` (see Slot, sync_slots)
   keys ascending, counts), negative values keyed `NEGATIVE_OFFSET + i`, zeros counted apart.
   Every bucket's representative 2γ^i / (γ + 1) is within α (1 %) of each value in it; merging two
   sketches adds their counts per key;
-- the distinct users and sessions of the bucket as sets of hashes (`hash(user_id)`,
-  `hash(session_key)`; merging is a distinct union): 64-bit per day (LIST of UBIGINT), the high 32
-  bits per hour (UINTEGER: half the hourly table's largest columns; a union of n distinct values
-  undercounts by about n / 2^33). Sets, not HyperLogLog: distinct counts over any union of buckets
-  stay (near) exact, and forget can take one user out;
+- the distinct users and sessions of the bucket as sets of 64-bit keys (`hash(user_id)`, the
+  `session_key` itself since migration 006; merging is a distinct union): as they are per day (LIST
+  of UBIGINT), per hour the high 32 bits of their hash (UINTEGER: half the hourly table's largest
+  columns; a union of n distinct values undercounts by about n / 2^33; hashed first because a derived
+  session key's high bits are the actor's, xor a slowly moving clock). Sets, not HyperLogLog:
+  distinct counts over any union of buckets stay (near) exact, and forget can take one user out;
 - a metric with one value in the row stores no min/max: its sum is both (`low`, `high` read it).
 
 `refresh` folds every event with seq above the last folded one (`meta.rollups_seq`) into both
@@ -190,7 +191,7 @@ def partial_sql(source: str, grain: str) -> str:
     keys = ", ".join(KEYS)
     base = f"""SELECT date_trunc('{grain}', ts) AS b, {keys}, severity, duration_ms AS d, value AS v,
                {set_value("CASE WHEN user_id IS NOT NULL THEN hash(user_id) END", grain)} AS u,
-               {set_value("CASE WHEN session_key IS NOT NULL THEN hash(session_key) END", grain)} AS sk
+               {session_value(grain)} AS sk
         FROM {source} src"""
     return f"""
     WITH base AS (SELECT *, {_kh()} AS kh FROM ({base})),
@@ -219,6 +220,13 @@ def partial_sql(source: str, grain: str) -> str:
 def set_value(hash_sql: str, grain: str) -> str:
     """SQL: a 64-bit hash as the grain's user/session sets keep it (hourly: its high 32 bits)."""
     return f"({hash_sql} >> 32)::UINTEGER" if grain == "hour" else hash_sql
+
+
+def session_value(grain: str) -> str:
+    """SQL: a session's key as the grain's sets keep it (per day the 64-bit key itself)."""
+    if grain == "hour":
+        return set_value("CASE WHEN session_key IS NOT NULL THEN hash(session_key) END", grain)
+    return "session_key"
 
 
 def _extreme(fn: str, x: str) -> str:

@@ -9,12 +9,13 @@ from telemetry_mcp.analytics import sql as sql_query
 from telemetry_mcp.server.app import App, tool
 
 EVENTS_COLUMNS = (
-    "seq BIGINT (arrival order; ORDER BY ts, seq is the event order), event_id VARCHAR, "
+    "seq BIGINT (arrival order; events are ordered by ts, seq), event_id VARCHAR, "
     "ts TIMESTAMP (event time, UTC), received_at TIMESTAMP (UTC), event_type, name, component, "
-    "user_id (keyed hash of the submitted id, 16 hex chars), session_id (explicit sessions only), "
-    "actor (user_id, else 's:'||session_id, else 'e:'||event_id), severity (debug/info/warning/error/"
+    "user_id (keyed hash, 16 hex chars), session_id (explicit sessions only), "
+    "actor UBIGINT (key of user_id, else session, else event), severity (debug/info/warning/error/"
     "critical), duration_ms DOUBLE, value DOUBLE, unit, service, service_version, platform, os, "
-    "framework, page, properties JSON (e.g. properties->>'$.status'), redacted_paths VARCHAR[]"
+    "framework, page, properties JSON (e.g. properties->>'$.status'), redacted_paths VARCHAR[], "
+    "session_key UBIGINT (explicit or derived session)"
 )
 
 
