@@ -7,14 +7,16 @@ from typing import Any
 from common import mib
 
 GIB = 2**30
-INGEST_INPROC_TARGETS = {10_000: 100_000.0, 1_000: 50_000.0}  # batch → events/s
-INGEST_STDIO_TARGETS = {1_000: 30_000.0}
+INGEST_INPROC_TARGETS = {10_000: 100_000.0, 1_000: 80_000.0}  # batch → events/s (issue 10)
+INGEST_STDIO_TARGETS = {1_000: 35_000.0}  # issue 10
+IMPORT_JSONL_TARGET = 150_000.0  # events/s (issue 10)
+IMPORT_RSS_MAX = 600 * 2**20  # peak RSS of `telemetry-mcp import`, whatever the file size (issue 10)
 OVERHEAD_MAX = 1.3
 OVERHEAD_SIZE = 10_000_000
 MEMORY_MAX = 1.5 * GIB
 MEMORY_SIZE = 10_000_000
 COLD_START_MAX_RATIO = 1.5
-DB_MB_PER_MILLION = 60.0  # MB = 10^6 bytes
+DB_MB_PER_MILLION = 45.0  # MB = 10^6 bytes (issue 10)
 
 
 def verdict(ok: bool | None) -> str:
@@ -57,6 +59,21 @@ def evaluate_targets(r: dict[str, Any]) -> list[dict[str, Any]]:
                 f"{item['events_per_s']:,.0f} events/s",
                 f"≥ {goal:,.0f} events/s",
                 item["events_per_s"] >= goal,
+            )
+    for i in r.get("imports", []):
+        if i.get("events_per_s") is not None:
+            add(
+                f"`telemetry-mcp import` of {i['dataset']} JSONL",
+                f"{i['events_per_s']:,.0f} events/s",
+                f"≥ {IMPORT_JSONL_TARGET:,.0f} events/s",
+                i["events_per_s"] >= IMPORT_JSONL_TARGET,
+            )
+        if i.get("peak_rss_bytes"):
+            add(
+                f"`telemetry-mcp import` of {i['dataset']}, peak RSS",
+                mib(i["peak_rss_bytes"]),
+                f"≤ {mib(IMPORT_RSS_MAX)}",
+                i["peak_rss_bytes"] <= IMPORT_RSS_MAX,
             )
     for label, q in r.get("queries", {}).items():
         events = q.get("events", 0)

@@ -172,7 +172,8 @@ def _import(settings: Settings, files: list[Path], *, quiet: bool) -> int:
 
     started = time.perf_counter()
     try:
-        store = Store(settings)
+        # The import's own store gets a smaller buffer pool: peak memory stays flat as files grow.
+        store = Store(settings.model_copy(update={"memory_limit": settings.import_memory_limit}))
     except StoreLockedError:
         # A running service (or stdio server) owns the store: it imports the files itself.
         from telemetry_mcp.service.admin import run_command

@@ -63,6 +63,9 @@ class Settings(BaseModel):
         default_factory=lambda: os.cpu_count() or 2, ge=1, le=256, description="DuckDB worker threads"
     )
     memory_limit: str = Field("1GB", description="DuckDB memory limit, e.g. 1GB or 512MB")
+    import_memory_limit: str = Field(
+        "256MB", description="DuckDB memory limit of the store while `import` loads files into it"
+    )
     # the service (SPEC section 8)
     write_key: str | None = Field(
         None, description="collector write key (default: generated once per store, printed at start)"
@@ -124,7 +127,7 @@ class Settings(BaseModel):
                 )
         return keys
 
-    @field_validator("memory_limit")
+    @field_validator("memory_limit", "import_memory_limit")
     @classmethod
     def _memory_limit_shape(cls, v: str) -> str:
         import re

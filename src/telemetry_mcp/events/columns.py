@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -96,6 +98,145 @@ def validate_batch(raws: Sequence[Any], now: datetime) -> Validated:
     while next_fast is not None:
         _take(out, good[next_fast], rows[next_fast], props_json[next_fast])
         next_fast = next(fast, None)
+    return out
+
+
+# --- Arrow columns (a Parquet file's record batches) ----------------------------------------------
+
+_ARROW_TEXT = (*TEXT_FIELDS, "event_type", "severity", "properties")
+_ARROW_NUMBERS = ("duration_ms", "value")
+_TEXT_LIMITS = {name: 200 for name in ("name", "component", "user_id", "session_id", "service",
+                                       "service_version", "platform", "os", "framework", "page")}  # fmt: skip
+_TEXT_LIMITS["unit"] = 32
+_TEXT_LIMITS["event_id"] = 128
+_SEVERITIES = pa.array(["debug", "info", "warning", "error", "critical"])
+# msgspec and json.loads read these differently (or not at all): such properties take the slow path.
+_PROPS_ODD = re.compile(r"[0-9]{16}|\\u[dD][89a-fA-F]|NaN|Infinity")
+_decode_any = msgspec.json.Decoder().decode
+
+
+def _arrow_kind(name: str, dtype: pa.DataType) -> bool:
+    """Whether a column of this name and type can be validated in Arrow (else: the record path)."""
+    if pa.types.is_null(dtype):
+        return name in FIELDS
+    if name in _ARROW_TEXT:
+        return bool(pa.types.is_string(dtype) or pa.types.is_large_string(dtype))
+    if name in _ARROW_NUMBERS:
+        return bool(pa.types.is_floating(dtype) or pa.types.is_integer(dtype))
+    if name == "timestamp":
+        return bool(pa.types.is_timestamp(dtype) and dtype.unit in ("s", "ms", "us"))
+    if name == "do_not_track":
+        return bool(pa.types.is_boolean(dtype))
+    return False
+
+
+def validate_arrow(table: pa.Table, now: datetime, raw: Callable[[int], Any]) -> Validated | None:
+    """Validate a table of typed columns (a Parquet batch) like `validate_batch` does its records.
+
+    The checks of `_Candidate` and of `validate_batch` run on whole Arrow columns; a row that fails any
+    of them is decided by the record path on `raw(row)` (the record as the file reader gives it), so
+    its rejection keeps its exact reason. None when a column's name or type is not one handled here:
+    then the caller takes the record path for the whole table.
+    """
+    n = table.num_rows
+    if n == 0 or not all(_arrow_kind(f.name, f.type) for f in table.schema):
+        return None
+    present = {f.name: table.column(f.name) for f in table.schema if not pa.types.is_null(f.type)}
+    flag = np.zeros(n, dtype=bool)
+
+    def mark(mask: pa.ChunkedArray | pa.Array) -> None:
+        flag[mask.to_numpy(zero_copy_only=False)] = True
+
+    for name in _ARROW_TEXT:
+        column = present.get(name)
+        if column is None:
+            continue
+        if name != "properties":
+            mark(pc.fill_null(pc.match_substring(column, "\x00"), False))
+        limit = _TEXT_LIMITS.get(name)
+        if limit is not None:
+            length = pc.utf8_length(column)
+            too = pc.greater(length, limit)
+            if name == "event_id":
+                too = pc.or_(too, pc.equal(length, 0))
+            mark(pc.fill_null(too, False))
+    event_type = present.get("event_type")
+    if event_type is None:
+        return None  # every record is rejected: the record path says why
+    mark(pc.fill_null(pc.invert(pc.match_substring_regex(event_type, r"^[a-z][a-z0-9_]{0,63}$")), True))
+    if "severity" in present:
+        mark(pc.fill_null(pc.invert(pc.is_in(present["severity"], value_set=_SEVERITIES)), False))
+    numbers: dict[str, list[Any]] = {}
+    for name in _ARROW_NUMBERS:
+        column = present.get(name)
+        if column is None:
+            continue
+        try:
+            column = column.cast(pa.float64())  # safe: an integer a float cannot hold exactly fails
+        except pa.ArrowInvalid:
+            return None
+        bad = pc.invert(pc.is_finite(column))
+        if name == "duration_ms":
+            bad = pc.or_(bad, pc.less(column, 0))
+        mark(pc.fill_null(bad, False))
+        numbers[name] = column.to_pylist()
+    stamps: list[Any] | None = None
+    if "timestamp" in present:
+        try:
+            ts = present["timestamp"].cast(pa.timestamp("us"))  # UTC instants, naive
+            micros = ts.cast(pa.int64())
+        except pa.ArrowInvalid:
+            return None
+        high = (now + FUTURE_TOLERANCE - EPOCH) // _MICROSECOND
+        mark(pc.fill_null(pc.or_(pc.less(micros, 0), pc.greater(micros, high)), False))
+        stamps = ts.to_pylist()
+    props: list[Any] = [None] * n
+    props_json: list[str | None] = [None] * n
+    if "properties" in present:
+        for k, text in enumerate(present["properties"].to_pylist()):
+            if text is None or flag[k]:
+                continue
+            value = None
+            if not _PROPS_ODD.search(text):
+                try:
+                    value = _decode_any(text)
+                except (msgspec.DecodeError, RecursionError):
+                    value = None
+            pj = properties_json(value) if type(value) is dict else None
+            if pj is None:
+                flag[k] = True
+            else:
+                props[k], props_json[k] = value, pj
+    columns: list[list[Any]] = []
+    for name in FIELDS:
+        if name == "timestamp" and stamps is not None:
+            columns.append(stamps)
+        elif name == "properties":
+            columns.append(props)
+        elif name in numbers:
+            columns.append(numbers[name])
+        elif name in present:
+            columns.append(present[name].to_pylist())
+        else:
+            columns.append([None] * n)
+    rows = list(zip(*columns, strict=True))
+    out = Validated()
+    if not flag.any():
+        out.index, out.rows, out.props_json = list(range(n)), rows, props_json
+        return out
+    slow = np.flatnonzero(flag).tolist()
+    decided = validate_batch([raw(i) for i in slow], now)
+    by_row = {
+        slow[j]: (row, pj) for j, row, pj in zip(decided.index, decided.rows, decided.props_json, strict=True)
+    }
+    reasons = {slow[j]: reason for j, reason in decided.rejects}
+    for k in range(n):
+        if not flag[k]:
+            _take(out, k, rows[k], props_json[k])
+        elif k in by_row:
+            _take(out, k, *by_row[k])
+        else:
+            out.rejects.append((k, reasons[k]))
     return out
 
 
@@ -252,5 +393,6 @@ __all__ = [
     "Validated",
     "decode_array",
     "timestamps",
+    "validate_arrow",
     "validate_batch",
 ]

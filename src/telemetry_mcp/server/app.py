@@ -8,7 +8,7 @@ import inspect
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
 
 from mcp.server.apps import Apps
 from mcp.server.mcpserver import Context, MCPServer
@@ -84,6 +84,27 @@ def _with_hashed_user_ids(value: Any, hasher: Callable[[str], str]) -> Any:
     return value
 
 
+def _may_hold_model(annotation: Any) -> bool:
+    """Can a validated argument of this type hold a pydantic model (where a Filter may sit)?
+
+    `Any`, plain values and Literals cannot: the SDK validates JSON into dicts, lists and scalars
+    there. Forms not recognised count as able to.
+    """
+    if annotation is Any:
+        return False
+    if isinstance(annotation, type) and not get_args(annotation):
+        return issubclass(annotation, BaseModel)
+    origin = get_origin(annotation)
+    if origin is Literal:
+        return False
+    args = get_args(annotation)
+    if origin is Annotated:
+        return _may_hold_model(args[0])
+    if not args:
+        return True
+    return any(_may_hold_model(a) for a in args)
+
+
 class TelemetryServer(MCPServer[Any]):
     """MCPServer with a lean tools/list and argument errors rewritten one short line per problem."""
 
@@ -134,6 +155,8 @@ def tool(
     def deco(fn: F) -> F:
         signature = inspect.signature(fn, eval_str=True)
         model = signature.return_annotation
+        # only these arguments can hold a Filter: the others (ingest_events' events) are not walked
+        filtered = {name for name, p in signature.parameters.items() if _may_hold_model(p.annotation)}
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -141,7 +164,7 @@ def tool(
             if app is not None and app.settings.hash_user_ids:
                 salt = app.store.salt
                 kwargs = {
-                    k: _with_hashed_user_ids(v, lambda raw: hash_user_id(raw, salt))
+                    k: _with_hashed_user_ids(v, lambda raw: hash_user_id(raw, salt)) if k in filtered else v
                     for k, v in kwargs.items()
                 }
             try:

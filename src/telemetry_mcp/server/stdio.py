@@ -19,6 +19,7 @@ from typing import Any, BinaryIO
 
 import anyio
 import mcp_types as types
+import pydantic_core
 from mcp.shared._context_streams import create_context_streams
 from mcp.shared.message import SessionMessage
 
@@ -76,7 +77,31 @@ class RawLine:
     """A client line that passed the guard, as sent (raw mode: a bridge forwards the bytes unchanged)."""
 
     data: bytes
-    message: Any  # the validated JSON-RPC message
+    message: Any  # the validated JSON-RPC message (params left out when `parsed` is set)
+    parsed: dict[str, Any] | None = None  # the whole message as parsed, when the guard has it
+
+
+def _quick_request(line: bytes) -> tuple[Any, dict[str, Any]] | None:
+    """(message, parsed) of a request or notification with object params, checked without the
+    per-union validation of every value in the params, or None to take the full path.
+
+    The parser is the one `validate_json` uses (the same nesting limit, the same refusals), and
+    JSON-RPC's `params` is `dict[str, Any]`: any parsed object is valid there, so the envelope is
+    checked with the params left out. Whatever this accepts, the full validation accepts too.
+    """
+    try:
+        parsed = pydantic_core.from_json(line)
+    except ValueError:
+        return None
+    if not isinstance(parsed, dict) or not isinstance(parsed.get("params"), dict):
+        return None
+    try:
+        message = types.jsonrpc_message_adapter.validate_python({**parsed, "params": {}}, by_name=False)
+    except ValueError:
+        return None
+    if not isinstance(message, types.JSONRPCRequest | types.JSONRPCNotification):
+        return None
+    return message, parsed
 
 
 @asynccontextmanager
@@ -113,6 +138,11 @@ async def guarded_stdio(max_bytes: int, *, raw: bool = False) -> AsyncIterator[t
                     salvaged = _salvage(line)
                     if salvaged is not None:
                         await read_writer.send(_item(salvaged, None, raw))
+                        continue
+                if refused is None and raw:
+                    quick = _quick_request(line)
+                    if quick is not None:
+                        await read_writer.send(RawLine(line, quick[0], quick[1]))
                         continue
                 if refused is None:
                     try:

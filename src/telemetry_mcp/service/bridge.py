@@ -44,6 +44,8 @@ def with_event_ids(message: dict[str, Any]) -> dict[str, Any]:
     events = args.get("events")
     if not isinstance(events, list):
         return message
+    if not any(isinstance(e, dict) and e.get("event_id") is None for e in events):
+        return message  # nothing to add: the client's text is forwarded as it is
     fixed = [
         {**e, "event_id": str(uuid.uuid4())} if isinstance(e, dict) and e.get("event_id") is None else e
         for e in events

@@ -217,11 +217,16 @@ class StdioProcess:
                             if not isinstance(item, RawLine):
                                 continue
                             body: bytes | None = item.data
-                            try:
-                                raw = json.loads(item.data)
-                            except ValueError:  # validated, but not by the stdlib (a lone surrogate)
-                                raw = item.message.model_dump(by_alias=True, exclude_unset=True, mode="json")
-                                body = None
+                            if item.parsed is not None:
+                                raw = item.parsed  # the guard parsed it already
+                            else:
+                                try:
+                                    raw = json.loads(item.data)
+                                except ValueError:  # validated, but not by the stdlib (a lone surrogate)
+                                    raw = item.message.model_dump(
+                                        by_alias=True, exclude_unset=True, mode="json"
+                                    )
+                                    body = None
                             tg.start_soon(_guarded, bridge.handle, raw, emit, body)
                         finished.set()  # the client has gone
 

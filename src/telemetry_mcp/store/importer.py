@@ -170,6 +170,24 @@ class Source:
         finally:
             self._raw.close()
 
+    @property
+    def columnar(self) -> bool:
+        """Whether the file is read as typed column batches (Parquet) rather than record by record."""
+        return self._reader is _parquet
+
+    def tables(self) -> Iterator[Any]:
+        """The file's record batches as Arrow tables of at most BATCH rows (Parquet only)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            for batch in pq.ParquetFile(self._raw).iter_batches(batch_size=BATCH):
+                yield pa.Table.from_batches([batch])
+        except (OSError, EOFError) as exc:
+            raise InvalidArgument(f"{self.path}: cannot be read ({exc})") from None
+        finally:
+            self._raw.close()
+
     def default_id(self, position: int) -> str:
         """The event id of the record at `position` when it has none: the same on every re-run."""
         return f"imp-{self.key}-{position}"
@@ -225,7 +243,64 @@ class _HashColumn:
         return record
 
 
-def import_file(ingestor: Ingestor, path: Path, progress: Progress | None = None) -> IngestReport:
+class _Rows:
+    """Row k of an Arrow table as the record the Parquet reader gives (for the rows Arrow cannot decide)."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+        self.calls = 0
+        self.all: list[dict[str, Any]] | None = None
+
+    def __call__(self, k: int) -> dict[str, Any]:
+        self.calls += 1
+        if self.all is None and self.calls > 64:
+            self.all = self.table.to_pylist()
+        row = self.all[k] if self.all is not None else self.table.slice(k, 1).to_pylist()[0]
+        return {key: _parquet_value(key, v) for key, v in row.items() if v is not None}
+
+
+def _resolve_users(
+    table: Any, users: _HashColumn, unparsed: IngestReport, base: int
+) -> tuple[Any, list[int]]:
+    """`_HashColumn.check` on each row of a table with a `user_id_hash` column, in file order.
+
+    Returns the table (user_id holding the stored hashes, rows it rejects removed) and the batch
+    positions of the rows kept.
+    """
+    import pyarrow as pa
+
+    n = table.num_rows
+    if HASH_COLUMN not in table.column_names:
+        return table, list(range(n))
+    hashed = table.column(HASH_COLUMN).to_pylist()
+    raw_ids = table.column("user_id").to_pylist() if "user_id" in table.column_names else [None] * n
+    keep: list[int] = []
+    resolved: list[Any] = []
+    for k, (h, u) in enumerate(zip(hashed, raw_ids, strict=True)):
+        record: dict[str, Any] = {}
+        if u is not None:
+            record["user_id"] = u
+        if h is not None:
+            record[HASH_COLUMN] = h
+        checked = users.check(record)
+        if isinstance(checked, _BadRecord):
+            unparsed.reject(base + k, checked.reason)
+        else:
+            keep.append(k)
+            resolved.append(checked.get("user_id"))
+    table = table.take(pa.array(keep, pa.int64())).drop_columns([HASH_COLUMN])
+    if "user_id" in table.column_names:
+        table = table.drop_columns(["user_id"])
+    try:
+        column = pa.array(resolved, pa.string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        column = pa.array(resolved)  # not text: the record path rejects those rows with its reasons
+    return table.append_column("user_id", column), keep
+
+
+def import_file(
+    ingestor: Ingestor, path: Path, progress: Progress | None = None, *, arrow: bool = True
+) -> IngestReport:
     """Load one file in batches of 10,000, each committed before the next is read; a bad line is a
     rejection (by record number), never a stop.
 
@@ -248,7 +323,6 @@ def import_file(ingestor: Ingestor, path: Path, progress: Progress | None = None
     pending: Future[None] | None = None
 
     def flush() -> None:
-        nonlocal pending
         where, at = list(positions), dict(lines)
         prepared = ingestor.prepare(
             batch,
@@ -258,9 +332,49 @@ def import_file(ingestor: Ingestor, path: Path, progress: Progress | None = None
         batch.clear()
         positions.clear()
         lines.clear()
+        submit(prepared, where, at)
+
+    def submit(prepared: Prepared, where: list[int], at: dict[int, int]) -> None:
+        nonlocal pending
         if pending is not None:
             pending.result()
         pending = pool.submit(commit, prepared, where, at, seen, source.bytes_read)
+
+    def columnar() -> None:
+        # Parquet: each record batch is validated column by column (the record path only for the
+        # rows Arrow cannot decide), with the same positions, ids and reports as record by record.
+        # Batches hold BATCH records that reached validation, as the record path's do (the rows
+        # rejected before it do not count), so the two paths cut the file at the same places.
+        import pyarrow as pa
+
+        nonlocal seen
+        held: list[Any] = []
+        held_where: list[int] = []
+
+        def send(table: Any, where: list[int]) -> None:
+            def default_id(i: int) -> str:
+                return source.default_id(where[i])
+
+            prepared = ingestor.prepare_arrow(
+                table, _Rows(table), default_ids=default_id, prehashed_users=bool(users.prehashed)
+            )
+            submit(prepared, where, {})
+
+        for table in source.tables():
+            base = seen
+            seen += table.num_rows
+            table, kept = _resolve_users(table, users, unparsed, base)
+            held.append(table)
+            held_where.extend(base + k for k in kept)
+            while len(held_where) >= BATCH:
+                whole = pa.concat_tables(held, promote_options="permissive") if len(held) > 1 else held[0]
+                send(whole.slice(0, BATCH), held_where[:BATCH])
+                held[:] = [whole.slice(BATCH)]
+                del held_where[:BATCH]
+        if held_where:
+            send(
+                pa.concat_tables(held, promote_options="permissive") if len(held) > 1 else held[0], held_where
+            )
 
     def commit(prepared: Prepared, where: list[int], at: dict[int, int], done: int, read: int) -> None:
         report = ingestor.commit(prepared)
@@ -272,7 +386,9 @@ def import_file(ingestor: Ingestor, path: Path, progress: Progress | None = None
             progress(done, read, source.size)
 
     try:
-        for raw in source:
+        if arrow and source.columnar:
+            columnar()
+        for raw in [] if arrow and source.columnar else source:
             if isinstance(raw, _Line):
                 if not users.needs_dict(raw.text):
                     lines[len(batch)] = raw.lineno

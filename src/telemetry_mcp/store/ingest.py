@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 
 from telemetry_mcp.config import Settings
 from telemetry_mcp.errors import InvalidArgument
-from telemetry_mcp.events.columns import COL, timestamps, validate_batch
+from telemetry_mcp.events.columns import COL, Validated, timestamps, validate_arrow, validate_batch
 from telemetry_mcp.events.fastpath import dump_json
 from telemetry_mcp.events.model import DEFAULT_SEVERITY
 from telemetry_mcp.events.privacy import (
@@ -281,7 +281,62 @@ class Ingestor:
         default_ids: Callable[[int], str] | None,
         prehashed_users: bool = False,
     ) -> pa.Table | None:
-        v = validate_batch(events, received_at)
+        return self._validated(
+            validate_batch(events, received_at),
+            report,
+            received_at,
+            service,
+            service_version,
+            default_ids,
+            prehashed_users,
+        )
+
+    def prepare_arrow(
+        self,
+        table: pa.Table,
+        raw: Callable[[int], Any],
+        *,
+        default_ids: Callable[[int], str] | None = None,
+        prehashed_users: bool = False,
+    ) -> Prepared:
+        """`prepare` of a table of typed columns (a Parquet batch), validated column by column.
+
+        `raw(row)` is the row as a record (a dict, as the file reader gives it): rows that fail a
+        column check, or the whole table when a column is not of a type handled in Arrow, go through
+        `prepare`'s record path, so every result is the one `prepare([raw(0), raw(1), ...])` gives.
+        """
+        n = table.num_rows
+        if self._row_exclusions:
+            return self.prepare(
+                [raw(i) for i in range(n)], default_ids=default_ids, prehashed_users=prehashed_users
+            )
+        received_at = datetime.now(UTC).replace(tzinfo=None)
+        report = IngestReport()
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            v = validate_arrow(table, received_at, raw)
+            if v is None:
+                events = [raw(i) for i in range(n)]
+                return self.prepare(
+                    events, now=received_at, default_ids=default_ids, prehashed_users=prehashed_users
+                )
+            out = self._validated(v, report, received_at, None, None, default_ids, prehashed_users)
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+        return Prepared(report, out, received_at, n)
+
+    def _validated(
+        self,
+        v: Validated,
+        report: IngestReport,
+        received_at: datetime,
+        service: str | None,
+        service_version: str | None,
+        default_ids: Callable[[int], str] | None,
+        prehashed_users: bool = False,
+    ) -> pa.Table | None:
         for index, reason in v.rejects:
             report.reject(index, reason)
         rows, props_json = v.rows, v.props_json
