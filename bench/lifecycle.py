@@ -5,8 +5,8 @@
 1. builds a file store of N events spread over 180 days (synthetic, tests/lifecycle_data.py);
 2. exports it as JSONL and Parquet in a fresh process each, sampling peak RSS (psutil);
 3. prunes the older half (raw_retention_days = 90 with the clock at the end of the data) and
-   reports the file size: before, after the DELETE + CHECKPOINT that prune does, and after a
-   copy into a new file (`ATTACH` + `COPY FROM DATABASE`, DuckDB's documented way to shrink);
+   reports the file size: before, after the DELETE + CHECKPOINT that prune does, and after
+   `compact` (a copy into a new file, `ATTACH` + `COPY FROM DATABASE`, swapped in place);
 4. rollups: the first `Rollups.refresh` of all N events (cost per million), an incremental one of
    100,000 new events, the rollup tables' rows; after the prune, collect_metrics over the whole
    180 days (then answered from rollups before the cutoff) by day, by hour, and in total.
@@ -86,8 +86,19 @@ def _refresh(db: Path) -> dict[str, float]:
     from telemetry_mcp.store.ingest import Ingestor
     from telemetry_mcp.store.rollups import Rollups
 
+    before = db.stat().st_size
     with Store(load_settings({"db": str(db), "raw_retention_days": 0}, env={})) as store:
         first = Rollups.refresh(store)
+        store.checkpoint()
+        used = store.fetch("SELECT used_blocks * block_size FROM pragma_database_size()")[0][0]
+        rollup_bytes = (
+            store.fetch(
+                "SELECT sum(used_blocks) FROM (SELECT 1 AS used_blocks FROM pragma_storage_info('rollup_hour') "
+                "WHERE block_id >= 0 GROUP BY block_id UNION ALL SELECT 1 FROM pragma_storage_info('rollup_day') "
+                "WHERE block_id >= 0 GROUP BY block_id)"
+            )[0][0]
+            * 262_144
+        )
         new = events(100_000, utcnow() - timedelta(days=1), days=1, seed=999_999)
         for i in range(0, len(new), 10_000):
             Ingestor(store).ingest(new[i : i + 10_000])
@@ -96,7 +107,9 @@ def _refresh(db: Path) -> dict[str, float]:
         hours, days = (store.fetch(f"SELECT count(*) FROM {t}")[0][0] for t in ("rollup_hour", "rollup_day"))
         store.checkpoint()
     return {"events": first.events, "seconds": first.seconds, "per_million": first.seconds / first.events * 1e6,
-            "inc_events": inc.events, "inc_seconds": inc.seconds, "hour_rows": hours, "day_rows": days}  # fmt: skip
+            "inc_events": inc.events, "inc_seconds": inc.seconds, "hour_rows": hours, "day_rows": days,
+            "file_before": before, "used_after_first": used, "rollup_bytes": rollup_bytes,
+            "rollup_bytes_per_million": rollup_bytes / first.events * 1e6}  # fmt: skip
 
 
 def _metrics_after_prune(db: Path) -> list[tuple[str, float, bool, int]]:
@@ -135,27 +148,21 @@ def _metrics_after_prune(db: Path) -> list[tuple[str, float, bool, int]]:
 
 
 def _prune(db: Path) -> dict[str, float]:
-    import duckdb
-
     from telemetry_mcp.analytics.common import utcnow
     from telemetry_mcp.config import load_settings
     from telemetry_mcp.store import Store
-    from telemetry_mcp.store.lifecycle import prune
+    from telemetry_mcp.store.lifecycle import compact, prune
 
     before = db.stat().st_size
     with Store(load_settings({"db": str(db), "raw_retention_days": 90}, env={})) as store:
         total = store.total_events()
         report = prune(store, utcnow())
         left = store.total_events()
-    after = db.stat().st_size
-    copy = db.with_name("compacted.duckdb")
-    started = time.perf_counter()
-    con = duckdb.connect()
-    con.execute(f"ATTACH '{db}' AS src (READ_ONLY); ATTACH '{copy}' AS dst; COPY FROM DATABASE src TO dst")
-    con.close()
+        after = db.stat().st_size
+        done = compact(store)  # what `telemetry-mcp compact` does
     return {"events": total, "deleted": report.raw_events, "left": left, "prune_seconds": report.seconds,
-            "bytes_before": before, "bytes_after_prune_checkpoint": after, "bytes_after_copy": copy.stat().st_size,
-            "copy_seconds": time.perf_counter() - started}  # fmt: skip
+            "bytes_before": before, "bytes_after_prune_checkpoint": after, "bytes_after_copy": db.stat().st_size,
+            "copy_seconds": done.seconds}  # fmt: skip
 
 
 def main() -> None:
@@ -186,11 +193,14 @@ def main() -> None:
         r = _refresh(db)
         print(f"rollups: first refresh {r['events']:,} events in {r['seconds']:.1f} s "
               f"({r['per_million']:.1f} s per million); incremental {r['inc_events']:,} new events in "
-              f"{r['inc_seconds']:.2f} s; rollup_hour {r['hour_rows']:,} rows, rollup_day {r['day_rows']:,} rows")  # fmt: skip
+              f"{r['inc_seconds']:.2f} s; rollup_hour {r['hour_rows']:,} rows, rollup_day {r['day_rows']:,} rows; "
+              f"file {r['file_before']:,} bytes before the rollups; the rollup tables take {r['rollup_bytes']:,} "
+              f"bytes ({r['rollup_bytes_per_million'] / 2**20:.1f} MiB per million events)")  # fmt: skip
         p = _prune(db)
         print(f"prune half: deleted {p['deleted']:,} of {p['events']:,} in {p['prune_seconds']:.1f} s; file "
               f"{p['bytes_before']:,} → {p['bytes_after_prune_checkpoint']:,} bytes (DELETE + CHECKPOINT) → "
-              f"{p['bytes_after_copy']:,} bytes (COPY FROM DATABASE into a new file, {p['copy_seconds']:.1f} s)")  # fmt: skip
+              f"{p['bytes_after_copy']:,} bytes (telemetry-mcp compact: COPY FROM DATABASE into a new file, swapped in, "
+              f"{p['copy_seconds']:.1f} s)")  # fmt: skip
         for interval, seconds, approximate, count in _metrics_after_prune(db):
             print(f"collect_metrics {interval}: {seconds * 1000:.0f} ms, approximate={approximate}, "
                   f"{count:,} events")  # fmt: skip

@@ -74,6 +74,16 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--format", choices=["parquet", "csv", "jsonl"], default=None, help="default: from PATH")
     exp.add_argument("--since", default=None, help="ISO date/datetime (UTC) or relative (7d); default: all")
     exp.add_argument("--until", default=None, help="exclusive end, like --since; default: now")
+    exp.add_argument(
+        "--filter",
+        dest="filters",
+        action="append",
+        default=[],
+        metavar="EXPR",
+        help="only events meeting EXPR (repeatable, all must hold): FIELD OP VALUE with the tools' fields "
+        "and ops, e.g. 'component = Button', 'duration_ms > 250', 'platform in web,mobile', "
+        '\'properties.plan eq pro\', or the tools\' JSON {"field": …, "op": …, "value": …}',
+    )
     exp.add_argument("path", type=Path, metavar="PATH")
     forget = sub.add_parser(
         "forget",
@@ -87,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="delete raw events older than --raw-retention-days (--dry-run: just say)",
     )
     prune.add_argument("--dry-run", action="store_true", help="say what would be deleted, delete nothing")
+    sub.add_parser(
+        "compact",
+        parents=[common],
+        help="shrink the store file after large deletions: copy it into a new file, swapped in place "
+        "(ingest waits meanwhile)",
+    )
     demo = sub.add_parser(
         "demo", parents=[common], help="load the fixture data into a demo store and show every tool answering"
     )
@@ -129,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         if args.command == "import":
             return _import(settings, args.files, quiet=args.quiet)
-        if args.command in ("export", "forget", "prune"):
+        if args.command in ("export", "forget", "prune", "compact"):
             return _lifecycle(settings, args)
         if args.command == "report":
             return _report(settings, args)
@@ -225,7 +241,7 @@ def _import(settings: Settings, files: list[Path], *, quiet: bool) -> int:
 
 
 def _lifecycle(settings: Settings, args: argparse.Namespace) -> int:
-    """export / forget / prune: on the store directly, or by its owner when a service runs on it."""
+    """export / forget / prune / compact: on the store directly, or by its owner when a service runs on it."""
     from telemetry_mcp.service.admin import run_command
 
     body: dict[str, Any]
@@ -233,6 +249,8 @@ def _lifecycle(settings: Settings, args: argparse.Namespace) -> int:
         body = _export_body(args)
     elif args.command == "forget":
         body = {"user_ids": list(args.user_ids)}
+    elif args.command == "compact":
+        body = {}
     else:
         body = {"dry_run": bool(args.dry_run)}
     result = run_command(settings, args.command, body)
@@ -246,7 +264,7 @@ def _lifecycle(settings: Settings, args: argparse.Namespace) -> int:
 def _export_body(args: argparse.Namespace) -> dict[str, Any]:
     from zoneinfo import ZoneInfo
 
-    from telemetry_mcp.analytics.common import parse_instant, utcnow
+    from telemetry_mcp.analytics.common import parse_filter_expression, parse_instant, utcnow
     from telemetry_mcp.errors import InvalidArgument
 
     path: Path = args.path
@@ -263,8 +281,10 @@ def _export_body(args: argparse.Namespace) -> dict[str, Any]:
         for key, value in (("since", args.since), ("until", args.until))
         if value is not None
     }
+    # parsed here, so a malformed one is refused before anything runs; compiled where the export runs
+    filters = [parse_filter_expression(text).model_dump() for text in args.filters]
     # absolute: the owner may run in another working directory
-    return {"path": str(path.expanduser().resolve()), "format": fmt, **bounds}
+    return {"path": str(path.expanduser().resolve()), "format": fmt, **bounds, "filters": filters}
 
 
 def _report(settings: Settings, args: argparse.Namespace) -> int:

@@ -84,6 +84,12 @@ class Settings(BaseModel):
     maintenance_chunk_rows: int = Field(
         50_000, ge=100, le=10_000_000, description="rows deleted per transaction when pruning or forgetting"
     )
+    rollup_property_keys: tuple[str, ...] = Field(
+        (),
+        max_length=3,
+        description="comma-separated property keys (at most 3) kept as rollup dimensions, values cut to "
+        "100 characters",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("WARNING", description="stderr log level")
 
     @field_validator("salt")
@@ -107,6 +113,19 @@ class Settings(BaseModel):
         if len(v) < 8 or any(c.isspace() for c in v):
             raise ValueError("must be at least 8 characters with no spaces")
         return v
+
+    @field_validator("rollup_property_keys")
+    @classmethod
+    def _property_keys_shape(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        import re
+
+        keys = tuple(dict.fromkeys(k.strip().removeprefix("properties.") for k in v if k.strip()))
+        for key in keys:  # the tools' property key rule: these go into rollup SQL as JSON paths
+            if not re.fullmatch(r"[A-Za-z0-9_\-.$@ :/]{1,128}", key):
+                raise ValueError(
+                    f"property key {key[:60]!r}: 1-128 letters, digits, and _ - . $ @ : / or space"
+                )
+        return keys
 
     @field_validator("memory_limit", "import_memory_limit")
     @classmethod
@@ -140,7 +159,7 @@ def _coerce(field: str, raw: str) -> Any:
         if low in ("0", "false", "no", "off"):
             return False
         raise ConfigError(f"{env_name(field)}={raw!r}: expected true or false")
-    if field == "excluded_paths":
+    if field in ("excluded_paths", "rollup_property_keys"):
         return tuple(p.strip() for p in raw.split(",") if p.strip())
     return raw
 

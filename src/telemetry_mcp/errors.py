@@ -18,6 +18,10 @@ class StoreLockedError(TelemetryError):
     """Another process holds the DuckDB store file."""
 
 
+class StoreBusyError(TelemetryError):
+    """The store is in use in a way that keeps an operation (compaction) from running now; retry."""
+
+
 class InvalidArgument(TelemetryError):
     """A tool argument is out of bounds, unknown, or malformed."""
 

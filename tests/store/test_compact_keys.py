@@ -25,7 +25,7 @@ from telemetry_mcp.analytics.metrics import MetricsQuery
 from telemetry_mcp.config import load_settings
 from telemetry_mcp.store import Store, migrations
 from telemetry_mcp.store.ingest import Ingestor
-from telemetry_mcp.store.rollups import Rollups, partial_sql
+from telemetry_mcp.store.rollups import Rollups, events_with_slots, high, low, partial_sql
 
 START = datetime(2026, 3, 1)
 CUTOFF = START + timedelta(days=4, hours=5, minutes=30)  # pruning stopped mid-hour
@@ -85,7 +85,9 @@ def _old_store(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     con.execute("UPDATE meta SET value = '30.0' WHERE key = 'session_timeout_minutes'")
     con.execute("UPDATE meta SET value = ? WHERE key = 'salt'", [TEST_SALT])
     for grain in ("hour", "day"):
-        old_rows = "(SELECT * REPLACE (hash(session_key) AS session_key) FROM events)"
+        old_rows = events_with_slots([]).replace(
+            "SELECT *,", "SELECT * REPLACE (hash(session_key) AS session_key),"
+        )
         con.execute(f"INSERT INTO rollup_{grain} {partial_sql(old_rows, grain)}")
     con.execute("UPDATE meta SET value = (SELECT max(seq)::VARCHAR FROM events) WHERE key = 'rollups_seq'")
     # a prune: events before CUTOFF are gone, only the rollups know them
@@ -102,6 +104,13 @@ def _groups(rows: list[tuple[Any, ...]]) -> set[frozenset[str]]:
     return {frozenset(v) for v in out.values()}
 
 
+_PRUNED = (
+    "SELECT b, event_type, component, name, service_version, platform, framework, page, n, errors, d_n, "
+    "round(d_sum, 6), {low}, {high}, len(users), len(sessions), d_keys, d_counts, v_n, v_keys, v_counts "
+    "FROM rollup_hour WHERE b < '2026-03-05 06:00:00' ORDER BY ALL"
+)
+
+
 def _old_answers(path: Path) -> dict[str, Any]:
     con = duckdb.connect(str(path), read_only=True)
     try:
@@ -113,9 +122,7 @@ def _old_answers(path: Path) -> dict[str, Any]:
                 "SELECT date_trunc('day', ts) AS d, count(DISTINCT actor), count(DISTINCT session_key) "
                 "FROM events GROUP BY d ORDER BY d"
             ).fetchall(),
-            "pruned_rollups": con.execute(
-                "SELECT * FROM rollup_hour WHERE b < '2026-03-05 06:00:00' ORDER BY kh"
-            ).fetchall(),
+            "pruned_rollups": con.execute(_PRUNED.format(low=low("d"), high=high("d"))).fetchall(),
         }
     finally:
         con.close()
@@ -164,12 +171,10 @@ def test_migration_006_keeps_rows_actors_and_sessions_and_rebuilds_the_raw_rollu
             "WHERE session_id IS NULL GROUP BY ALL) WHERE xor(actor, t0::UBIGINT) <> session_key"
         ) == [(0,)]
         # the buckets pruning removed or cut into keep their rows; the wholly raw ones are refolded
-        assert (
-            store.fetch("SELECT * FROM rollup_hour WHERE b < '2026-03-05 06:00:00' ORDER BY kh")
-            == (before["pruned_rollups"])
-        )
+        # (compared by what the rows say: low/high read both rollup layouts)
+        assert store.fetch(_PRUNED.format(low=low("d"), high=high("d"))) == before["pruned_rollups"]
         fresh = store.fetch(
-            f"SELECT * FROM ({partial_sql('(SELECT * FROM events)', 'hour')}) "
+            f"SELECT * FROM ({partial_sql(events_with_slots([]), 'hour')}) "
             "WHERE b >= '2026-03-05 06:00:00' ORDER BY kh"
         )
         assert store.fetch("SELECT * FROM rollup_hour WHERE b >= '2026-03-05 06:00:00' ORDER BY kh") == fresh

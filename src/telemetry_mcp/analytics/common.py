@@ -5,6 +5,7 @@ SQL here is built from allow-listed identifiers only; every value goes through `
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -303,6 +304,58 @@ Filters = Annotated[
     list[Filter] | None,
     Field(max_length=50, description="conditions {field, op, value} every event must meet"),
 ]
+
+
+_SYMBOL_OPS = {"=": "eq", "==": "eq", "!=": "ne", ">": "gt", ">=": "gte", "<": "lt", "<=": "lte"}
+_EXPR = re.compile(
+    r"^\s*(?P<field>[^\s=!<>]+)\s*(?P<op>==|!=|>=|<=|=|>|<|\s[a-z]+\s)\s*(?P<value>.*?)\s*$", re.S
+)
+FILTER_OPS: tuple[str, ...] = ("eq", "ne", "in", "nin", "gt", "gte", "lt", "lte", "contains")
+
+
+def parse_filter_expression(text: str) -> Filter:
+    """One `--filter` of the command line → the same Filter the tools' `filters` argument takes.
+
+    Either the tools' JSON object (`{"field": "component", "op": "eq", "value": "Button"}`) or
+    `FIELD OP VALUE`: OP a word of the tools' (eq ne in nin gt gte lt lte contains, spaces around it)
+    or = != > >= < <=; VALUE JSON when it parses as JSON (numbers, true, "quoted"), else the text
+    as it is; for in/nin a JSON list or values separated by commas. The field and the value are
+    checked when the filter is compiled (compile_filters), with the tools' errors.
+    """
+    raw = text.strip()
+    if raw.startswith("{"):
+        try:
+            data = json.loads(raw)
+        except ValueError as exc:
+            raise InvalidArgument(f"filter {raw[:60]!r} is not a JSON object: {exc}") from None
+        if not isinstance(data, dict) or "field" not in data or "value" not in data:
+            raise InvalidArgument(f'filter {raw[:60]!r}: expected {{"field": …, "op": …, "value": …}}')
+        field, op, value = data["field"], data.get("op", "eq"), data["value"]
+    else:
+        m = _EXPR.match(raw)
+        if m is None:
+            raise InvalidArgument(
+                f"filter {raw[:60]!r} is not understood; write FIELD OP VALUE, e.g. 'component = Button', "
+                "'duration_ms > 250', 'platform in web,mobile' (or the tools' JSON object)"
+            )
+        field, op_text, text_value = m.group("field"), m.group("op").strip(), m.group("value")
+        op = _SYMBOL_OPS.get(op_text, op_text)
+        value = _expression_value(text_value, list_wanted=op in ("in", "nin"))
+    if op not in FILTER_OPS:
+        raise unknown("filter op", str(op), FILTER_OPS)
+    if not isinstance(field, str):
+        raise InvalidArgument(f"filter {raw[:60]!r}: field must be a string")
+    return Filter(field=field, op=op, value=value)
+
+
+def _expression_value(text: str, *, list_wanted: bool) -> Any:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = text
+    if list_wanted and not isinstance(value, list):
+        value = [_expression_value(part.strip(), list_wanted=False) for part in text.split(",")]
+    return value
 
 
 def field_sql(field: str, p: Params, *, numeric: bool = False) -> str:

@@ -13,6 +13,7 @@ overlapping the range (only the first `limit` are listed); a grouped series list
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -50,7 +51,7 @@ from telemetry_mcp.analytics.performance import performance_unit
 from telemetry_mcp.errors import InvalidArgument, unknown
 from telemetry_mcp.events.model import CORE_TYPES, METRIC_NAMES
 from telemetry_mcp.store import Store
-from telemetry_mcp.store.rollups import raw_cutoff
+from telemetry_mcp.store.rollups import Slot, raw_cutoff
 
 DEFAULT_METRIC = "duration_ms"
 ERRORS_SQL = "severity IN ('error', 'critical')"
@@ -635,7 +636,7 @@ def _run_approximate(
     store: Store, q: MetricsQuery, tr: TimeRange, metric: MetricSpec, cutoff: datetime
 ) -> MetricsResult:
     """The range reaches before the raw cutoff: earlier buckets from rollups (metrics_rollup)."""
-    metric_rollup_check(q, cutoff)
+    metric_rollup_check(q, cutoff, metrics_rollup.property_slots(store), tr.since)
     split, head, data = metrics_rollup.fetch(
         store, tr, q.interval, q.group_by, metric.column, lambda p: _selection(q, metric, p), cutoff
     )
@@ -648,8 +649,8 @@ def _run_approximate(
     return _result(store, q, tr, metric, head, data, comp_rows, _peaks(data), approximate_until=split)
 
 
-def metric_rollup_check(q: MetricsQuery, cutoff: datetime) -> None:
+def metric_rollup_check(q: MetricsQuery, cutoff: datetime, slots: Sequence[Slot], since: datetime) -> None:
     """Refuse what rollups cannot answer (minute buckets, fields outside their keys)."""
     if q.interval == "minute":
         metrics_rollup.grain_of(q.interval, TimeRange(cutoff, cutoff))
-    metrics_rollup.check_fields(q.group_by, [f.field for f in q.filters or []], cutoff)
+    metrics_rollup.check_fields(q.group_by, [f.field for f in q.filters or []], cutoff, slots, since)

@@ -2,24 +2,48 @@
 
 The answer is split at the first rollup bucket start at or after the raw cutoff (`split`): rollup
 rows for earlier buckets, and for later ones the raw events folded on the fly into the same shape,
-so that one merge gives every series bucket and the totals. Counts, errors and distinct users and
-sessions (unions of exact hash sets) are exact; sum/avg/min/max are exact; p50/p95/p99 come from
-the merged DDSketch (relative error ≤ ALPHA). Day/week/month/total buckets in UTC over a range
+so that one merge gives every series bucket and the totals. Counts, errors and sum/avg/min/max are
+exact; distinct users and sessions are unions of hash sets (exact from rollup_day, 32-bit hashes
+from rollup_hour: an undercount of about n / 2^33); p50/p95/p99 come from the merged DDSketch
+(relative error ≤ ALPHA). Configured property keys (rollup_property_keys) are dimensions too. Day/week/month/total buckets in UTC over a range
 from midnight to midnight read rollup_day; everything else reads rollup_hour. A range edge inside
 an hour counts that whole hour of the rollups.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from telemetry_mcp.analytics.common import FIELD_COLUMNS, Params, TimeRange, bucket_sql, field_sql, iso_utc
 from telemetry_mcp.errors import InvalidArgument
 from telemetry_mcp.store import Store
-from telemetry_mcp.store.rollups import ALPHA, GRAINS, KEYS, ceil_to, partial_sql, quantiles
+from telemetry_mcp.store.rollups import (
+    ALPHA,
+    GRAINS,
+    KEYS,
+    PROPERTY_SLOTS,
+    Slot,
+    ceil_to,
+    events_with_slots,
+    high,
+    low,
+    partial_sql,
+    quantiles,
+    read_slots,
+)  # fmt: skip
 
 ROLLUP_FIELDS = sorted(f for f, c in FIELD_COLUMNS.items() if c in KEYS)
+
+
+def property_slots(store: Store) -> list[Slot]:
+    """The property keys the rollups keep (the setting rollup_property_keys, as last folded)."""
+    cur = store.cursor()
+    try:
+        return read_slots(cur)
+    finally:
+        cur.close()
 
 
 def grain_of(interval: str, tr: TimeRange) -> str:
@@ -32,30 +56,62 @@ def grain_of(interval: str, tr: TimeRange) -> str:
     return "day" if tr.is_utc and midnights and interval in ("day", "week", "month", "total") else "hour"
 
 
-def check_fields(group_by: str | None, filter_fields: list[str], cutoff: datetime) -> None:
-    """Rollups keep only their key columns: refuse anything else (with what would work)."""
+def check_fields(
+    group_by: str | None, filter_fields: list[str], cutoff: datetime, slots: Sequence[Slot], since: datetime
+) -> None:
+    """Rollups keep only their key columns and the configured property keys: refuse anything else
+    (with what would work)."""
+    kept = {f"properties.{s.key}": s for s in slots if s.key is not None}
     for what, field in [("group_by", group_by), *(("filter", f) for f in filter_fields)]:
-        if field is not None and field not in ROLLUP_FIELDS:
+        if field is None or field in ROLLUP_FIELDS:
+            continue
+        slot = kept.get(field)
+        if slot is not None and (slot.since is None or since >= datetime.fromisoformat(slot.since)):
+            continue
+        if slot is not None:
             raise InvalidArgument(
-                f"{what} on {field} needs raw events, kept only from {iso_utc(cutoff)} (raw_retention_days); "
-                f"before that, rollups answer for {', '.join(ROLLUP_FIELDS)}; or move since after the cutoff"
+                f"{what} on {field}: rollups know this property key only from {slot.since}Z (it was added to "
+                f"rollup_property_keys after events before it were pruned); move since to {slot.since}Z or later"
             )
+        dims = [*ROLLUP_FIELDS, *kept]
+        hint = (
+            f"; to keep {field} past the raw cutoff, add {field.removeprefix('properties.')} to "
+            "rollup_property_keys (TELEMETRY_MCP_ROLLUP_PROPERTY_KEYS, at most 3 keys)"
+            if field.startswith("properties.")
+            else ""
+        )
+        raise InvalidArgument(
+            f"{what} on {field} needs raw events, kept only from {iso_utc(cutoff)} (raw_retention_days); "
+            f"before that, rollups answer for {', '.join(dims)}; or move since after the cutoff{hint}"
+        )
 
 
-def parts_sql(tr: TimeRange, grain: str, split: datetime, p: Params) -> str:
-    """Rollup-shaped rows of the range: rollup rows before `split`, raw events folded from it on."""
+def properties_sql(slots: Sequence[Slot], p: Params) -> str:
+    """SQL: a JSON `properties` of a rollup-shaped row, from its slots (so that filters and group_by
+    on properties.<key> read rollup rows as they read events)."""
+    pairs = [
+        f"{p.add(s.key)}, {col}" for s, col in zip(slots, PROPERTY_SLOTS, strict=False) if s.key is not None
+    ]
+    return f"json_object({', '.join(pairs)})" if pairs else "NULL::JSON"
+
+
+def parts_sql(tr: TimeRange, grain: str, split: datetime, p: Params, slots: Sequence[Slot]) -> str:
+    """Rollup-shaped rows of the range: rollup rows before `split`, raw events folded from it on;
+    each with a `properties` of its property slots."""
     table = GRAINS[grain]  # from the fixed mapping
     since, until = p.add(tr.since), p.add(tr.until)
     cut = p.add(split)
-    raw = (
-        f"(SELECT * FROM events WHERE ts >= greatest({since}::TIMESTAMP, {cut}::TIMESTAMP) "
-        f"AND ts < {until}::TIMESTAMP)"
+    raw = events_with_slots(
+        slots, f"ts >= greatest({since}::TIMESTAMP, {cut}::TIMESTAMP) AND ts < {until}::TIMESTAMP"
     )
+    props = properties_sql(slots, p)
     return f"""
-        SELECT * FROM {table}
-        WHERE b >= date_trunc('{grain}', {since}::TIMESTAMP) AND b < {until}::TIMESTAMP AND b < {cut}::TIMESTAMP
-        UNION ALL
-        SELECT * FROM ({partial_sql(raw, grain)})
+        SELECT *, {props} AS properties FROM (
+            SELECT * FROM {table}
+            WHERE b >= date_trunc('{grain}', {since}::TIMESTAMP) AND b < {until}::TIMESTAMP AND b < {cut}::TIMESTAMP
+            UNION ALL
+            SELECT * FROM ({partial_sql(raw, grain)})
+        )
     """
 
 
@@ -68,7 +124,7 @@ def aggregate_sql(parts: str, bucket: str, group: str, where: str, prefix: str, 
     return f"""
     WITH parts AS ({parts}),
     sel AS (
-        SELECT ob, og, n, errors, users, sessions, {m}_n AS nv, {m}_sum AS s, {m}_min AS lo, {m}_max AS hi,
+        SELECT ob, og, n, errors, users, sessions, {m}_n AS nv, {m}_sum AS s, {low(m)} AS lo, {high(m)} AS hi,
                {m}_zeros AS z, {m}_keys AS ks, {m}_counts AS cs
         FROM (SELECT {bucket} AS ob, {group} AS og, * FROM parts) WHERE TRUE {where}
     ),
@@ -138,10 +194,11 @@ def fetch(
     grain = grain_of(interval, tr)
     split = ceil_to(cutoff, grain)
     prefix = "d" if metric_column == "duration_ms" else "v"
+    slots = property_slots(store)
     out: list[list[dict[str, Any]]] = []
     for grouped in (False, True):
         p = Params()
-        parts = parts_sql(tr, grain, split, p)
+        parts = parts_sql(tr, grain, split, p, slots)
         bucket = bucket_sql(interval, tr, p, column="b")
         group = f"CAST({field_sql(group_by, p)} AS VARCHAR)" if group_by else "NULL::VARCHAR"
         where = selection(p)
@@ -157,7 +214,7 @@ def components(
 ) -> list[dict[str, Any]]:
     grain = grain_of(interval, tr)
     p = Params()
-    parts = parts_sql(tr, grain, ceil_to(cutoff, grain), p)
+    parts = parts_sql(tr, grain, ceil_to(cutoff, grain), p, property_slots(store))
     return store.fetch_dicts(components_sql(parts, where(p)), p.values)
 
 

@@ -240,14 +240,17 @@ async def _show_service(db: str, out: Any) -> int:
 
 
 def _show_lifecycle(db: str, run: str, env: dict[str, str], out: Any) -> int:
-    """export / forget / prune --dry-run on the owned demo store: each command asks the owner."""
+    """export / forget / prune --dry-run / compact on the owned demo store: each command asks the owner."""
     export_to = Path(db).with_name("demo-export.parquet")
     commands = [
         ["prune", "--dry-run"],
         ["forget", f"{run}-ours"],
         ["export", "--since", "1d", str(export_to)],
+        ["export", "--since", "1d", "--filter", "event_type = component_load", "--filter", "duration_ms > 100",
+         str(export_to.with_name("demo-export-slow-loads.jsonl"))],
         ["import", "--quiet", str(export_to)],  # read back by the owner: every event a duplicate
-    ]
+        ["compact"],  # the file copied and swapped while the service keeps serving
+    ]  # fmt: skip
     failures = 0
     print("── data lifecycle commands on the store the service owns (each asks the owner):", file=out)
     for args in commands:

@@ -10,23 +10,28 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
 import anyio
 import httpx
+from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from telemetry_mcp.analytics.common import Filter, Params, compile_filters
 from telemetry_mcp.config import Settings
 from telemetry_mcp.errors import InvalidArgument, StoreLockedError, TelemetryError
+from telemetry_mcp.server.arg_errors import argument_problems
 from telemetry_mcp.service.owner import find_owner, is_live, read_owner, try_open
 from telemetry_mcp.store import Store
 from telemetry_mcp.store.export import export_events
-from telemetry_mcp.store.lifecycle import Clock, forget_users, prune, utcnow
+from telemetry_mcp.store.lifecycle import Clock, compact, forget_users, prune, utcnow
 
 Operation = Callable[[Store, dict[str, Any], Clock], dict[str, Any]]
+MAX_FILTERS = 50  # as the tools' `filters`
 OWNER_TIMEOUT = 3600.0  # an export of a large store takes minutes
 
 
@@ -41,12 +46,23 @@ def _instant(body: dict[str, Any], key: str) -> datetime | None:
 
 
 def _export(store: Store, body: dict[str, Any], clock: Clock) -> dict[str, Any]:
+    raw = body.get("filters") or []
+    if not isinstance(raw, list) or len(raw) > MAX_FILTERS:
+        raise InvalidArgument(f"export: filters must be a list of at most {MAX_FILTERS} {{field, op, value}}")
+    try:
+        filters = [Filter.model_validate(f) for f in raw]
+    except ValidationError as exc:
+        raise InvalidArgument(f"export: {argument_problems('filters', exc, raw)}") from None
+    p = Params()
+    condition = compile_filters(filters, p)  # the tools' allow-listed fields; every value bound
     report = export_events(
         store,
         str(body.get("path", "")),
         str(body.get("format", "")),
         _instant(body, "since"),
         _instant(body, "until"),
+        condition=condition,
+        condition_params=p.values,
     )
     return {"lines": [report.line()], **vars(report)}
 
@@ -61,6 +77,11 @@ def _forget(store: Store, body: dict[str, Any], clock: Clock) -> dict[str, Any]:
 
 def _prune(store: Store, body: dict[str, Any], clock: Clock) -> dict[str, Any]:
     report = prune(store, clock(), dry_run=bool(body.get("dry_run", False)))
+    return {"lines": report.lines(), **report.as_dict()}
+
+
+def _compact(store: Store, body: dict[str, Any], clock: Clock) -> dict[str, Any]:
+    report = compact(store)
     return {"lines": report.lines(), **report.as_dict()}
 
 
@@ -88,13 +109,26 @@ def _import(store: Store, body: dict[str, Any], clock: Clock) -> dict[str, Any]:
     }
 
 
-OPERATIONS: dict[str, Operation] = {"export": _export, "forget": _forget, "prune": _prune, "import": _import}
+OPERATIONS: dict[str, Operation] = {
+    "export": _export, "forget": _forget, "prune": _prune, "import": _import, "compact": _compact,
+}  # fmt: skip
+# Operations during which the owner holds ingest off (its collector answers 503 + Retry-After)
+HOLDS_INGEST = frozenset({"compact"})
 
 
-def admin_routes(store: Store, clock: Clock = utcnow) -> list[Route]:
-    """POST /admin/export, /admin/forget, /admin/prune (the guard in front requires the owner secret)."""
+def admin_routes(
+    store: Store, clock: Clock = utcnow, hold_ingest: Callable[[], AbstractContextManager[None]] | None = None
+) -> list[Route]:
+    """POST /admin/export, /admin/forget, /admin/prune, /admin/import, /admin/compact (the guard in
+    front requires the owner secret). `hold_ingest` wraps the operations of HOLDS_INGEST."""
 
-    def handler(op: Operation) -> Callable[[Request], Any]:
+    def run(name: str, op: Operation, body: dict[str, Any]) -> dict[str, Any]:
+        if hold_ingest is not None and name in HOLDS_INGEST:
+            with hold_ingest():
+                return op(store, body, clock)
+        return op(store, body, clock)
+
+    def handler(name: str, op: Operation) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> Response:
             try:
                 body = await request.json()
@@ -103,14 +137,14 @@ def admin_routes(store: Store, clock: Clock = utcnow) -> list[Route]:
             if not isinstance(body, dict):
                 return JSONResponse({"error": "expected a JSON object body"}, status_code=400)
             try:
-                result = await anyio.to_thread.run_sync(lambda: op(store, body, clock))
+                result = await anyio.to_thread.run_sync(lambda: run(name, op, body))
             except TelemetryError as exc:
                 return JSONResponse({"error": str(exc)}, status_code=400)
             return JSONResponse(result)
 
         return endpoint
 
-    return [Route(f"/admin/{name}", handler(op), methods=["POST"]) for name, op in OPERATIONS.items()]
+    return [Route(f"/admin/{name}", handler(name, op), methods=["POST"]) for name, op in OPERATIONS.items()]
 
 
 def run_command(settings: Settings, name: str, body: dict[str, Any], wait: float = 10.0) -> dict[str, Any]:

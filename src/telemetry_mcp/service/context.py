@@ -31,6 +31,9 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+HANDING_OVER = "the store is being handed over to another telemetry-mcp"
+
+
 @dataclass
 class ServiceContext:
     app: App
@@ -40,7 +43,8 @@ class ServiceContext:
     metrics: ServiceMetrics
     max_inflight: int = MAX_INFLIGHT
     inflight: int = 0
-    closing: bool = False  # the store is being handed over: collector requests get 503 + Retry-After
+    closing: bool = False  # handed over or compacted: collector requests get 503 + Retry-After
+    closing_reason: str = HANDING_OVER
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property

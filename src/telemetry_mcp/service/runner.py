@@ -7,6 +7,7 @@ import logging
 import signal
 import socket
 import sys
+import time
 from collections.abc import Awaitable, Callable, Iterator
 
 import anyio
@@ -20,7 +21,7 @@ from telemetry_mcp.server.app import App
 from telemetry_mcp.service.admin import admin_routes
 from telemetry_mcp.service.app import build_app
 from telemetry_mcp.service.committer import Committer
-from telemetry_mcp.service.context import ServiceContext, is_loopback, new_write_key
+from telemetry_mcp.service.context import HANDING_OVER, ServiceContext, is_loopback, new_write_key
 from telemetry_mcp.service.metrics import ServiceMetrics
 from telemetry_mcp.service.owner import OwnerInfo, remove_owner, write_owner
 from telemetry_mcp.store import Store
@@ -138,7 +139,26 @@ class Service:
             await on_yield()
             return JSONResponse({"yielded": True})
 
-        return [Route("/admin/yield", yield_store, methods=["POST"]), *admin_routes(self.store)]
+        return [
+            Route("/admin/yield", yield_store, methods=["POST"]),
+            *admin_routes(self.store, hold_ingest=self._hold_ingest),
+        ]
+
+    @contextlib.contextmanager
+    def _hold_ingest(self) -> Iterator[None]:
+        """While the store is compacted: the collector answers 503 + Retry-After (as at hand-over), the
+        requests in flight finish first (their events committed); MCP ingest waits for the write lock."""
+        if self.ctx.closing:  # handing over already
+            yield
+            return
+        self.ctx.closing, self.ctx.closing_reason = True, "the store is being compacted"
+        try:
+            deadline = time.monotonic() + 10
+            while self.ctx.inflight and time.monotonic() < deadline:
+                time.sleep(0.01)
+            yield
+        finally:
+            self.ctx.closing, self.ctx.closing_reason = False, HANDING_OVER
 
     def announce(self) -> None:
         """Where the service listens and its write key, on stderr (stdout may carry the protocol)."""

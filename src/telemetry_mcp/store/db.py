@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import re
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,7 +19,7 @@ import duckdb
 import numpy as np
 
 from telemetry_mcp.config import Settings
-from telemetry_mcp.errors import QueryLimitError, StoreLockedError
+from telemetry_mcp.errors import QueryLimitError, StoreBusyError, StoreLockedError
 from telemetry_mcp.store.idset import IdHashSet
 from telemetry_mcp.store.keys import DERIVED_KEY_SQL, START_OF_KEY_SQL
 from telemetry_mcp.store.migrations import CATALOG_KINDS, migrate
@@ -103,10 +105,39 @@ class Store:
         self.started_at = time.time()
         self.counters = IngestCounters()
         self.write_lock = threading.Lock()
+        # held by the owner's background maintenance step and by compaction: never both at once
+        self.maintenance_lock = threading.Lock()
+        # cursors handed out and not yet released, and whether the file is being swapped (compaction)
+        self._cursors: weakref.WeakSet[duckdb.DuckDBPyConnection] = weakref.WeakSet()
+        self._gate = threading.Condition()
+        self._swapping = False
+        # cursors kept between calls (the ingest writer's) give themselves up when the file is swapped
+        self._keepers: list[weakref.WeakMethod[Callable[[], None]]] = []
         if not settings.is_memory:
             Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        self._con = self._connect()
+        applied = migrate(self._con)
+        if applied:
+            log.info("store %s: applied migrations %s", self.path, ", ".join(applied))
+        salt_hex = settings.salt or self._meta("salt")
+        self.salt = bytes.fromhex(salt_hex)
+        row = self._con.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
+        self._next_seq = int(row[0]) + 1 if row else 1
+        timeout = repr(float(settings.session_timeout_minutes))
+        # Derived sessions depend on the timeout: a store opened with another one recomputes them all.
+        self._sessions_seq = (
+            int(self._meta("sessions_seq")) if self._meta("session_timeout_minutes") == timeout else 0
+        )
+        self._con.execute("UPDATE meta SET value = ? WHERE key = 'session_timeout_minutes'", [timeout])
+        self._catalog: dict[str, frozenset[str]] = {kind: frozenset() for kind in CATALOG_KINDS}
+        for kind, value in self._con.execute("SELECT kind, value FROM catalog").fetchall():
+            self._catalog[kind] = self._catalog.get(kind, frozenset()) | {value}
+        self._id_hashes: IdHashSet | None = None
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        settings = self.settings
         try:
-            self._con = duckdb.connect(
+            con = duckdb.connect(
                 self.path if settings.is_memory else str(Path(self.path).expanduser()),
                 config={
                     "threads": settings.threads,
@@ -126,24 +157,53 @@ class Store:
             if "lock" in str(exc).lower():
                 raise StoreLockedError(_lock_message(self.path, exc)) from None
             raise
-        self._con.execute("SET TimeZone = 'UTC'; SET enable_progress_bar = false")
-        applied = migrate(self._con)
-        if applied:
-            log.info("store %s: applied migrations %s", self.path, ", ".join(applied))
-        salt_hex = settings.salt or self._meta("salt")
-        self.salt = bytes.fromhex(salt_hex)
-        row = self._con.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
-        self._next_seq = int(row[0]) + 1 if row else 1
-        timeout = repr(float(settings.session_timeout_minutes))
-        # Derived sessions depend on the timeout: a store opened with another one recomputes them all.
-        self._sessions_seq = (
-            int(self._meta("sessions_seq")) if self._meta("session_timeout_minutes") == timeout else 0
-        )
-        self._con.execute("UPDATE meta SET value = ? WHERE key = 'session_timeout_minutes'", [timeout])
-        self._catalog: dict[str, frozenset[str]] = {kind: frozenset() for kind in CATALOG_KINDS}
-        for kind, value in self._con.execute("SELECT kind, value FROM catalog").fetchall():
-            self._catalog[kind] = self._catalog.get(kind, frozenset()) | {value}
-        self._id_hashes: IdHashSet | None = None
+        con.execute("SET TimeZone = 'UTC'; SET enable_progress_bar = false")
+        return con
+
+    def swap_file(self, replace: Callable[[Path], None], wait: float = 30.0) -> None:
+        """Close the store's file, let `replace(path)` put another database file at its path, reopen.
+
+        For compaction; call with write_lock held (no write can be under way). New cursors wait
+        until the store is open again; the cursors already handed out (queries running) are waited
+        for up to `wait` seconds, else nothing is closed and StoreBusyError says so. The file is
+        closed only when no connection to it is left, so `replace` may open it elsewhere.
+        """
+        if self.settings.is_memory:
+            raise RuntimeError("an in-memory store has no file to swap")
+        with self._gate:
+            self._swapping = True
+        try:
+            for ref in list(self._keepers):  # under write_lock: none of them is in use
+                release = ref()
+                if release is not None:
+                    release()
+            # every cursor is released by the code that took it (closed, then dropped)
+            deadline = time.monotonic() + wait
+            while len(self._cursors):
+                gc.collect()  # one closed but kept by a reference cycle holds nothing either
+                if not len(self._cursors):
+                    break
+                if time.monotonic() >= deadline:
+                    raise StoreBusyError(
+                        f"{len(self._cursors)} queries still running on {self.path} after {wait:g} s; "
+                        "run the command again when they are done"
+                    )
+                time.sleep(0.01)
+            self._con.close()  # closes every cursor made from it, too
+            try:
+                replace(Path(self.path).expanduser())
+            finally:
+                self._con = self._connect()
+        finally:
+            with self._gate:
+                self._swapping = False
+                self._gate.notify_all()
+
+    def keep_cursor(self, release: Callable[[], None]) -> None:
+        """Register the bound method that closes and forgets a cursor kept between calls, used only
+        with write_lock held; swap_file calls it (held weakly: the keeper may go away first)."""
+        self._keepers = [r for r in self._keepers if r() is not None]
+        self._keepers.append(weakref.WeakMethod(release))  # type: ignore[arg-type]
 
     def catalog(self, kind: str) -> frozenset[str]:
         """The distinct stored values of one column (see CATALOG_KINDS), kept current by ingest.
@@ -266,7 +326,11 @@ class Store:
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A connection of its own for one call (one DuckDB connection is not shareable across threads)."""
-        cur = self._con.cursor()
+        with self._gate:
+            while self._swapping:
+                self._gate.wait()
+            cur = self._con.cursor()
+            self._cursors.add(cur)
         # never draw a progress bar on stdout: in stdio mode it carries only the protocol
         cur.execute("SET TimeZone = 'UTC'; SET enable_progress_bar = false")
         return cur
@@ -305,8 +369,12 @@ class Store:
 
     def database_bytes(self) -> int:
         if self.settings.is_memory:
-            row = self._con.cursor().execute("SELECT sum(memory_usage_bytes) FROM duckdb_memory()").fetchone()
-            return int(row[0] or 0) if row else 0
+            cur = self.cursor()
+            try:
+                row = cur.execute("SELECT sum(memory_usage_bytes) FROM duckdb_memory()").fetchall()[0]
+            finally:
+                cur.close()
+            return int(row[0] or 0)
         base = Path(self.path).expanduser()
         wal = base.with_name(base.name + ".wal")
         return sum(p.stat().st_size for p in (base, wal) if p.exists())
@@ -330,7 +398,11 @@ class Store:
         return int(row[0]) if row else 0
 
     def checkpoint(self) -> None:
-        self._con.cursor().execute("CHECKPOINT")
+        cur = self.cursor()
+        try:
+            cur.execute("CHECKPOINT")
+        finally:
+            cur.close()
 
     def close(self) -> None:
         self._con.close()

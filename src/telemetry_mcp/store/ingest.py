@@ -627,7 +627,14 @@ class Ingestor:
         """The writer's own cursor, kept between batches (its setup costs as much as a small insert)."""
         if self._writer is None:
             self._writer = self.store.cursor()
+            self.store.keep_cursor(self._release_writer)
         return self._writer
+
+    def _release_writer(self) -> None:
+        """Close the kept cursor (the store's file is being swapped: compaction holds write_lock)."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
     @staticmethod
     def _stored_ids(cur: Any, table: pa.Table, hashes: Any, id_set: Any) -> set[str]:

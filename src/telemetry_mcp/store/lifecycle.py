@@ -8,16 +8,18 @@ see the store as it was when the read began.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from telemetry_mcp.errors import InvalidArgument
+from telemetry_mcp.errors import InvalidArgument, StoreBusyError
 from telemetry_mcp.events.privacy import hash_user_id
 from telemetry_mcp.store.db import Store
 from telemetry_mcp.store.export import is_stored_hash
@@ -30,6 +32,7 @@ MAX_FORGET_IDS = 10_000
 # DuckDB returns no space to the OS by itself; a CHECKPOINT after this many deletions at least
 # makes the freed blocks reusable (and truncates the file when they are at its end).
 CHECKPOINT_AFTER_ROWS = 100_000
+COMPACT_HINT_BYTES = 64 * 2**20  # prune mentions `compact` when at least this much of the file is free
 
 
 def utcnow() -> datetime:
@@ -130,6 +133,7 @@ class PruneReport:
     database_bytes_before: int
     database_bytes_after: int
     seconds: float
+    free_bytes: int = 0  # of the file, in blocks DuckDB marked free: what `compact` would return
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -152,6 +156,11 @@ class PruneReport:
                 f"  store {self.database_bytes_before:,} → {self.database_bytes_after:,} bytes "
                 f"in {self.seconds:.1f} s"
             )
+            if self.free_bytes >= COMPACT_HINT_BYTES:
+                out.append(
+                    f"  {self.free_bytes:,} bytes of the file are free (new events reuse them); "
+                    "`telemetry-mcp compact` returns them to the disk"
+                )
         return out
 
 
@@ -214,6 +223,7 @@ def prune(
         before,
         store.database_bytes(),
         time.perf_counter() - started,
+        0 if dry_run or store.settings.is_memory else free_bytes(store),
     )
 
 
@@ -251,6 +261,121 @@ def _delete_chunk(store: Store, cutoff: datetime, chunk: int, folded: int) -> in
     return int(row[0][0]) if row else 0
 
 
+# ---------------------------------------------------------------- compaction
+
+
+@dataclass
+class CompactReport:
+    path: str
+    bytes_before: int
+    bytes_after: int
+    free_bytes_before: int  # blocks DuckDB had marked free (reusable) before the copy
+    tables: int
+    rows: int
+    seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def lines(self) -> list[str]:
+        saved = self.bytes_before - self.bytes_after
+        return [
+            f"compacted {self.path}: {self.bytes_before:,} → {self.bytes_after:,} bytes "
+            f"({saved:,} bytes returned; {self.rows:,} rows in {self.tables} tables copied) in {self.seconds:.1f} s"
+        ]
+
+
+def free_bytes(store: Store) -> int:
+    """Bytes of the store file in blocks DuckDB marked free (what compaction would return)."""
+    cur = store.cursor()
+    try:
+        row = cur.execute("SELECT free_blocks * block_size FROM pragma_database_size()").fetchall()
+    finally:
+        cur.close()
+    return int(row[0][0] or 0) if row else 0
+
+
+def compact(store: Store) -> CompactReport:
+    """Shrink the store file: copy the database into a new file and put it in place of the old one.
+
+    DuckDB does not return a file's free blocks to the OS; its documentation's way to reclaim them
+    is to copy the database into a new file (`ATTACH` + `COPY FROM DATABASE`). Writes are held the
+    whole time (write_lock; the service's collector answers 503 + Retry-After meanwhile), reads
+    wait while the file is swapped (Store.swap_file). Order: CHECKPOINT (everything in the main
+    file, no WAL), close, copy with a connection of its own into `<db>.compact.tmp`, compare every
+    table's row count, fsync, atomic rename over the store, fsync the directory, reopen. Killed at
+    any point, the path holds a complete store: the old file until the rename, the new one after.
+    """
+    if store.settings.is_memory:
+        raise InvalidArgument("compact: an in-memory store has no file to shrink")
+    started = time.perf_counter()
+    with store.maintenance_lock, store.write_lock:
+        store.checkpoint()
+        before, free = store.database_bytes(), free_bytes(store)
+        counted: dict[str, int] = {}
+        store.swap_file(lambda path: _copy_into_new_file(store, path, counted))
+        after = store.database_bytes()
+    return CompactReport(
+        str(Path(store.path).expanduser()), before, after, free, len(counted), sum(counted.values()),
+        time.perf_counter() - started,
+    )  # fmt: skip
+
+
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _copy_into_new_file(store: Store, path: Path, counted: dict[str, int]) -> None:
+    wal = path.with_name(path.name + ".wal")
+    if wal.exists() and wal.stat().st_size > 0:  # the CHECKPOINT left a log: never rename over it
+        raise StoreBusyError(
+            f"compact: {wal} is not empty after CHECKPOINT; nothing was changed, run it again"
+        )
+    tmp = path.with_name(path.name + ".compact.tmp")
+    for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
+        leftover.unlink(missing_ok=True)  # from a compaction killed before its rename
+    con = duckdb.connect(
+        config={"threads": store.settings.threads, "memory_limit": store.settings.memory_limit,
+                "autoinstall_known_extensions": False, "autoload_known_extensions": False}
+    )  # fmt: skip
+    try:
+        # paths are ours (the store's own), quoted as SQL text: ATTACH takes no bound parameters
+        con.execute(f"ATTACH {_sql_text(str(path))} AS old_store (READ_ONLY)")
+        con.execute(f"ATTACH {_sql_text(str(tmp))} AS new_store")
+        con.execute("COPY FROM DATABASE old_store TO new_store")
+        tables = [
+            r[0]
+            for r in con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE database_name = 'old_store' ORDER BY 1"
+            ).fetchall()
+        ]
+        for table in tables:  # names from the catalog, quoted as identifiers
+            ident = '"' + table.replace('"', '""') + '"'
+            a = con.execute(f"SELECT count(*) FROM old_store.{ident}").fetchall()[0][0]
+            b = con.execute(f"SELECT count(*) FROM new_store.{ident}").fetchall()[0][0]
+            if a != b:
+                raise RuntimeError(
+                    f"compact: table {table} has {a} rows but its copy {b}; nothing was changed"
+                )
+            counted[table] = int(a)
+        con.execute("DETACH new_store")  # checkpoints the copy: all of it in the file
+        con.execute("DETACH old_store")
+    except BaseException:
+        con.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    con.close()
+    tmp.with_name(tmp.name + ".wal").unlink(missing_ok=True)
+    with tmp.open("rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
 # ---------------------------------------------------------------- the owner's background step
 
 
@@ -272,8 +397,9 @@ class Maintenance:
     _thread: threading.Thread | None = None
 
     def step(self) -> PruneReport:
-        Rollups.refresh(self.store)  # before pruning: no event is pruned unfolded
-        report = prune(self.store, self.clock(), max_chunks=self.max_chunks)
+        with self.store.maintenance_lock:  # not while a compaction runs
+            Rollups.refresh(self.store)  # before pruning: no event is pruned unfolded
+            report = prune(self.store, self.clock(), max_chunks=self.max_chunks)
         self.steps += 1
         self.last = report
         if report.raw_events:

@@ -177,7 +177,16 @@ def _refold_raw_rollups(con: duckdb.DuckDBPyConnection) -> None:
     tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
     if "rollup_hour" not in tables:
         return  # a new store: migration 010 creates the rollups, the first refresh folds everything
-    from telemetry_mcp.store.rollups import GRAINS, META_CUTOFF, META_SEQ, ceil_to, partial_sql
+    from telemetry_mcp.store.rollups import (
+        GRAINS,
+        META_CUTOFF,
+        META_SEQ,
+        ceil_to,
+        events_with_slots,
+        partial_sql,
+    )
+
+    _m011_smaller_rollups(con)  # the rollups' current layout first (011 finds nothing left to do then)
 
     meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
     folded = int(meta.get(META_SEQ) or 0)
@@ -185,7 +194,7 @@ def _refold_raw_rollups(con: duckdb.DuckDBPyConnection) -> None:
     for grain, table in GRAINS.items():
         floor = ceil_to(cutoff, grain) if cutoff is not None else datetime(1970, 1, 1)
         con.execute(f"DELETE FROM {table} WHERE b >= ?", [floor])
-        source = "(SELECT * FROM events WHERE seq <= ? AND ts >= ?)"
+        source = events_with_slots([], "seq <= ? AND ts >= ?")  # no property keys before 011
         con.execute(f"INSERT INTO {table} {partial_sql(source, grain)}", [folded, floor])
 
 
@@ -197,6 +206,42 @@ def _m010_rollups(con: duckdb.DuckDBPyConnection) -> None:
     create_tables(con)
 
 
+def _m011_smaller_rollups(con: duckdb.DuckDBPyConnection) -> None:
+    # Rollups in less space (store/rollups.py): the hourly user and session sets keep the high 32 bits
+    # of each hash, and a row with one value of a metric stores no min/max (its sum is both); and three
+    # property dimensions p1-p3 (the rollup_property_keys setting; meta rollup_property_slots).
+    # A store created with the new layout (010 makes it now) has nothing to convert.
+    from telemetry_mcp.store.rollups import KEYS, PROPERTY_SLOTS, STAT_COLUMNS, create_tables
+
+    kind = con.execute(
+        "SELECT data_type FROM duckdb_columns() WHERE table_name = 'rollup_hour' AND column_name = 'users'"
+    ).fetchall()
+    hourly_64 = bool(kind) and kind[0][0] == "UBIGINT[]"
+    has_slots = bool(
+        con.execute(
+            "SELECT 1 FROM duckdb_columns() WHERE table_name = 'rollup_hour' AND column_name = 'p1'"
+        ).fetchall()
+    )
+    for table in ("rollup_hour", "rollup_day"):  # identifiers from this fixed tuple
+        con.execute(f"DROP INDEX IF EXISTS {table}_b")
+        con.execute(f"ALTER TABLE {table} RENAME TO {table}_v10")
+    create_tables(con)
+    for table in ("rollup_hour", "rollup_day"):
+        cols = {c: c for c in ("b", *KEYS, *STAT_COLUMNS, "kh")}
+        for slot in PROPERTY_SLOTS if not has_slots else ():  # none configured before 011
+            cols[slot] = "NULL::VARCHAR"
+        if not has_slots:  # the row's identity covers the new key columns too (rollups._kh)
+            cols["kh"] = "hash(" + ", ".join(cols[c] for c in ("b", *KEYS)) + ")"
+        for m in ("d", "v"):
+            cols[f"{m}_min"] = f"CASE WHEN {m}_n <> 1 THEN {m}_min END"
+            cols[f"{m}_max"] = f"CASE WHEN {m}_n <> 1 THEN {m}_max END"
+        if table == "rollup_hour" and hourly_64:
+            for c in ("users", "sessions"):
+                cols[c] = f"list_transform({c}, lambda x: (x >> 32)::UINTEGER)"
+        con.execute(f"INSERT INTO {table} SELECT {', '.join(cols.values())} FROM {table}_v10 ORDER BY b")
+        con.execute(f"DROP TABLE {table}_v10")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_events", _m001_events),
     ("002_meta", _m002_meta),
@@ -206,6 +251,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("006_integer_keys", _m006_integer_keys),
     # 007–009 are reserved for issue 10
     ("010_rollups", _m010_rollups),
+    ("011_smaller_rollups", _m011_smaller_rollups),
 ]
 
 

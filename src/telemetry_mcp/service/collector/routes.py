@@ -116,7 +116,7 @@ class Collector:
         if ctx.closing:
             ctx.metrics.requests.labels(endpoint, "503").inc()
             return JSONResponse(
-                {"error": "the store is being handed over to another telemetry-mcp; retry shortly"},
+                {"error": f"{ctx.closing_reason}; retry shortly"},
                 status_code=503,
                 headers={"Retry-After": RETRY_AFTER},
             )
