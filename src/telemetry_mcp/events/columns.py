@@ -109,7 +109,8 @@ _TEXT_LIMITS = {name: 200 for name in ("name", "component", "user_id", "session_
                                        "service_version", "platform", "os", "framework", "page")}  # fmt: skip
 _TEXT_LIMITS["unit"] = 32
 _TEXT_LIMITS["event_id"] = 128
-_SEVERITIES = pa.array(["debug", "info", "warning", "error", "critical"])
+_SEVERITIES = ("debug", "info", "warning", "error", "critical")  # an Arrow array only when used:
+# pa.array() of Python values imports pandas (~0.17 s), which a server's start need not pay
 # msgspec and json.loads read these differently (or not at all): such properties take the slow path.
 _PROPS_ODD = re.compile(r"[0-9]{16}|\\u[dD][89a-fA-F]|NaN|Infinity")
 _decode_any = msgspec.json.Decoder().decode
@@ -165,7 +166,7 @@ def validate_arrow(table: pa.Table, now: datetime, raw: Callable[[int], Any]) ->
         return None  # every record is rejected: the record path says why
     mark(pc.fill_null(pc.invert(pc.match_substring_regex(event_type, r"^[a-z][a-z0-9_]{0,63}$")), True))
     if "severity" in present:
-        mark(pc.fill_null(pc.invert(pc.is_in(present["severity"], value_set=_SEVERITIES)), False))
+        mark(pc.fill_null(pc.invert(pc.is_in(present["severity"], value_set=pa.array(_SEVERITIES))), False))
     numbers: dict[str, list[Any]] = {}
     for name in _ARROW_NUMBERS:
         column = present.get(name)

@@ -116,6 +116,13 @@ def _m006_integer_keys(con: duckdb.DuckDBPyConnection) -> None:
     # actor and session_key become 64-bit keys (store/keys.py): analyses group and count them
     # without hashing strings first. The table is rebuilt in arrival order; each distinct actor text
     # and session_id is keyed once in Python, derived sessions are recomputed here in one pass.
+    if not con.execute("SELECT count(*) FROM events").fetchall()[0][0]:
+        # A new store: only the column types change (and no Arrow table is built, which would
+        # import pandas into every new server's start).
+        con.execute("DROP TABLE events")
+        con.execute(f"CREATE TABLE events ({_V6_COLUMNS})")
+        _refold_raw_rollups(con)
+        return
     import pyarrow as pa
 
     from telemetry_mcp.store.keys import DERIVED_KEY_SQL, actor_text_key, explicit_session_key
