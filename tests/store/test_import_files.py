@@ -362,19 +362,39 @@ def test_records_without_an_event_id_get_one_from_the_file_so_a_rerun_stores_not
     assert (appended.accepted, appended.duplicates) == (1, 300)
 
 
-def test_an_import_killed_midway_and_run_again_stores_every_record_exactly_once(tmp_path: Path) -> None:
+def test_an_import_larger_than_its_memory_limit_killed_midway_and_run_again_stores_every_record_exactly_once(
+    tmp_path: Path,
+) -> None:
+    """2 M events (a file twice DuckDB's memory limit for the import), SIGKILL after the first
+    progress line, then a re-run: every record stored exactly once (the issue's literal test)."""
     import os
     import signal
     import time
 
     db = tmp_path / "k.duckdb"
     path = tmp_path / "many.jsonl"
-    n = 200_000
+    n = 2_000_000
+    pad = "p" * 120
     with path.open("w") as fh:
-        for i in range(n):
-            fh.write(json.dumps({"event_type": "component_load", "component": f"C{i % 9}", "user_id": f"u{i % 500}",
-                                 "duration_ms": i % 97}) + "\n")  # fmt: skip
-    cmd = [sys.executable, "-m", "telemetry_mcp", "import", "--db", str(db), str(path)]
+        for start in range(0, n, 10_000):
+            fh.write("".join(
+                f'{{"event_type":"component_load","component":"C{i % 9}","user_id":"u{i % 5000}",'
+                f'"duration_ms":{i % 97},"properties":{{"variant":"v{i % 7}","note":"{pad}"}}}}\n'
+                for i in range(start, start + 10_000)
+            ))  # fmt: skip
+    limit = "200MB"
+    assert path.stat().st_size > 2 * 200 * 10**6
+    cmd = [
+        sys.executable,
+        "-m",
+        "telemetry_mcp",
+        "import",
+        "--db",
+        str(db),
+        "--import-memory-limit",
+        limit,
+        str(path),
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=server_env())
     assert proc.stderr is not None
     os.set_blocking(proc.stderr.fileno(), False)
@@ -391,7 +411,7 @@ def test_an_import_killed_midway_and_run_again_stores_every_record_exactly_once(
         partial = int(store.fetch("SELECT count(*) FROM events")[0][0])
     assert 0 < partial < n
 
-    rerun = subprocess.run([*cmd, "--quiet"], capture_output=True, text=True, timeout=300, env=server_env())
+    rerun = subprocess.run([*cmd, "--quiet"], capture_output=True, text=True, timeout=600, env=server_env())
 
     assert rerun.returncode == 0, rerun.stderr
     with Store(load_settings({"db": str(db)}, env={})) as store:
