@@ -23,6 +23,7 @@ from telemetry_mcp.errors import QueryLimitError, StoreBusyError, StoreLockedErr
 from telemetry_mcp.store.idset import IdHashSet
 from telemetry_mcp.store.keys import DERIVED_KEY_SQL, START_OF_KEY_SQL
 from telemetry_mcp.store.migrations import CATALOG_KINDS, migrate
+from telemetry_mcp.store.transaction import transaction
 
 log = logging.getLogger(__name__)
 
@@ -295,14 +296,9 @@ class Store:
                 return
             cur = self.cursor()
             try:
-                cur.execute("BEGIN TRANSACTION")  # one commit for the keys and the mark
-                try:
+                with transaction(cur):  # one commit for the keys and the mark
                     self._derive_sessions(cur, last, upto)
                     cur.execute("UPDATE meta SET value = ? WHERE key = 'sessions_seq'", [str(upto)])
-                    cur.execute("COMMIT")
-                except BaseException:
-                    cur.execute("ROLLBACK")
-                    raise
             finally:
                 cur.close()
             self._sessions_seq = upto

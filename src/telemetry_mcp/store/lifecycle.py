@@ -24,6 +24,7 @@ from telemetry_mcp.events.privacy import hash_user_id
 from telemetry_mcp.store.db import Store
 from telemetry_mcp.store.export import is_stored_hash
 from telemetry_mcp.store.rollups import Rollups, raw_cutoff, set_raw_cutoff
+from telemetry_mcp.store.transaction import transaction
 
 log = logging.getLogger(__name__)
 
@@ -105,14 +106,9 @@ def forget_users(store: Store, user_ids: Sequence[str]) -> ForgetReport:
                     [hashes],
                 ).fetchall()
             )
-            cur.execute("BEGIN TRANSACTION")
-            try:
+            with transaction(cur):
                 Rollups.forget(cur, hashes, floor)
                 cur.execute("DELETE FROM events WHERE list_contains(?::VARCHAR[], user_id)", [hashes])
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
         finally:
             cur.close()
     users = [ForgottenUser(given, how, h, int(counts.get(h, 0))) for given, h, how in forms]
@@ -244,18 +240,13 @@ def _delete_chunk(store: Store, cutoff: datetime, chunk: int, folded: int) -> in
     with store.write_lock:
         cur = store.cursor()
         try:
-            cur.execute("BEGIN TRANSACTION")
-            try:
+            with transaction(cur):
                 set_raw_cutoff(cur, cutoff)
                 row = cur.execute(
                     "DELETE FROM events WHERE seq IN "
                     "(SELECT seq FROM events WHERE ts < ? AND seq <= ? ORDER BY seq LIMIT ?)",
                     [cutoff, folded, chunk],
                 ).fetchall()
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
         finally:
             cur.close()
     return int(row[0][0]) if row else 0

@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 
 import duckdb
 
+from telemetry_mcp.store.transaction import transaction
+
 Migration = Callable[[duckdb.DuckDBPyConnection], None]
 
 
@@ -272,13 +274,8 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
     for name, step in MIGRATIONS:
         if name in done:
             continue
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             step(con)
             con.execute("INSERT INTO schema_migrations VALUES (?, now()::TIMESTAMP)", [name])
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
         applied.append(name)
     return applied

@@ -39,6 +39,7 @@ from typing import Any
 import duckdb
 
 from telemetry_mcp.store.db import Store
+from telemetry_mcp.store.transaction import transaction
 
 ALPHA = 0.01
 GAMMA = (1 + ALPHA) / (1 - ALPHA)
@@ -389,15 +390,10 @@ class Rollups:
                 if pending == 0 and same_keys:
                     return RefreshReport(0, last, time.perf_counter() - started)
                 upto = max(upto, last)
-                cur.execute("BEGIN TRANSACTION")
-                try:
+                with transaction(cur):
                     slots = sync_slots(cur, store.settings.rollup_property_keys)
                     fold_in_transaction(cur, "seq > ? AND seq <= ?", [last, upto], slots)
                     cur.execute("UPDATE meta SET value = ? WHERE key = ?", [str(upto), META_SEQ])
-                    cur.execute("COMMIT")
-                except BaseException:
-                    cur.execute("ROLLBACK")
-                    raise
             finally:
                 cur.close()
         return RefreshReport(pending, upto, time.perf_counter() - started)
