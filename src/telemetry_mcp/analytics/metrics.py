@@ -509,12 +509,20 @@ def _series_rows(
 HASH_CHECKABLE = ("event_type", "component", "service", "service_version", "platform", "os", "framework")
 
 
+_APART: dict[tuple[str, ...], bool] = {}  # DuckDB's hash() is fixed: a value list is checked once
+
+
 def _hashes_apart(store: Store, values: list[str]) -> bool:
     """True when DuckDB's hash() gives each of these values a different 64-bit key."""
-    if not values:
+    key = tuple(values)
+    if not key:
         return True
-    rows = store.fetch("SELECT count(DISTINCT hash(v)) FROM unnest(?::VARCHAR[]) AS t(v)", [values])
-    return int(rows[0][0]) == len(values)
+    if key not in _APART:
+        rows = store.fetch("SELECT count(DISTINCT hash(v)) FROM unnest(?::VARCHAR[]) AS t(v)", [values])
+        if len(_APART) >= 64:
+            _APART.clear()
+        _APART[key] = int(rows[0][0]) == len(values)
+    return _APART[key]
 
 
 def run(store: Store, q: MetricsQuery) -> MetricsResult:
