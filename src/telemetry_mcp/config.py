@@ -62,6 +62,12 @@ class Settings(BaseModel):
     threads: int = Field(
         default_factory=lambda: os.cpu_count() or 2, ge=1, le=256, description="DuckDB worker threads"
     )
+    collector_workers: int = Field(
+        default_factory=lambda: min(4, os.cpu_count() or 1) if (os.cpu_count() or 1) > 1 else 0,
+        ge=0,
+        le=64,
+        description="processes that decode, map and validate collector requests (0: threads of the serve)",
+    )
     memory_limit: str = Field("1GB", description="DuckDB memory limit, e.g. 1GB or 512MB")
     import_memory_limit: str = Field(
         "256MB", description="DuckDB memory limit of the store while `import` loads files into it"

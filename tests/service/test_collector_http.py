@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -19,16 +20,35 @@ from telemetry_mcp.service.committer import Committer
 from telemetry_mcp.service.context import ServiceContext
 from telemetry_mcp.service.metrics import ServiceMetrics
 from telemetry_mcp.service.owner import OwnerInfo
+from telemetry_mcp.service.workers import Workers
 
 KEY = "collector-key-123"
 TEST_SALT = "00112233445566778899aabbccddeeff"
 
 
-@pytest.fixture
-def settings() -> Settings:
+def _settings() -> Settings:
     return load_settings(
         {"db": ":memory:", "threads": 2, "salt": TEST_SALT, "max_request_bytes": 64 * 1024}, env={}
     )
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return _settings()
+
+
+@pytest.fixture(scope="module")
+def worker_pool() -> Iterator[Workers]:
+    """Two real collector worker processes, started once for the module and ready before use."""
+    settings = _settings()
+    pool = Workers(settings, bytes.fromhex(TEST_SALT), KEY, 2)
+    pool.start()
+    deadline = time.monotonic() + 120
+    while not pool.ready and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert pool.ready, "the collector workers did not start"
+    yield pool
+    pool.close()
 
 
 @pytest.fixture
@@ -38,16 +58,19 @@ def app(settings: Settings) -> Iterator[App]:
     application.store.close()
 
 
-@pytest.fixture
-def ctx(app: App) -> Iterator[ServiceContext]:
+@pytest.fixture(params=["threads", "workers"])
+def ctx(app: App, request: pytest.FixtureRequest) -> Iterator[ServiceContext]:
+    """Every test runs twice: requests prepared in threads of the serve, and in worker processes."""
     committer = Committer(app.ingestor)
     holder: list[ServiceContext] = []
+    workers = request.getfixturevalue("worker_pool") if request.param == "workers" else None
     context = ServiceContext(
         app=app,
         owner=OwnerInfo.new("http://127.0.0.1:1", "serve"),
         write_key=KEY,
         committer=committer,
         metrics=ServiceMetrics(lambda: holder[0].store_gauges()),
+        workers=workers,
     )
     holder.append(context)
     yield context

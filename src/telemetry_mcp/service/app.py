@@ -80,7 +80,15 @@ def build_app(ctx: ServiceContext, host: str, extra_routes: Sequence[BaseRoute] 
             return JSONResponse({"ready": False, "reason": f"{type(exc).__name__}: {exc}"}, status_code=503)
         if not ctx.committer.alive:
             return JSONResponse({"ready": False, "reason": "the commit thread has stopped"}, status_code=503)
-        return JSONResponse({"ready": True, "store": ctx.app.store.path})
+        workers = ctx.workers
+        return JSONResponse(
+            {
+                "ready": True,
+                "store": ctx.app.store.path,
+                # processes preparing collector requests; they start with the first one
+                "collector_workers": len(workers.pids) if workers is not None and workers.ready else 0,
+            }
+        )
 
     async def metrics(request: Request) -> Response:
         return PlainTextResponse(ctx.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -17,6 +17,7 @@ from telemetry_mcp.server.app import App
 from telemetry_mcp.service.committer import Committer
 from telemetry_mcp.service.metrics import ServiceMetrics
 from telemetry_mcp.service.owner import OwnerInfo
+from telemetry_mcp.service.workers import Workers
 from telemetry_mcp.store.ingest import IngestReport, Prepared
 
 MAX_INFLIGHT = 256  # collector requests being read, mapped or committed at once; more get 429
@@ -41,6 +42,7 @@ class ServiceContext:
     write_key: str
     committer: Committer
     metrics: ServiceMetrics
+    workers: Workers | None = None  # collector workers (None or count 0: requests prepared in threads)
     max_inflight: int = MAX_INFLIGHT
     inflight: int = 0
     closing: bool = False  # handed over or compacted: collector requests get 503 + Retry-After
@@ -82,6 +84,10 @@ class ServiceContext:
             "bytes": float(self.app.store.database_bytes()),
             "events": float(self.app.store.total_events()),
             "backlog": float(self.committer.backlog),
+            "workers": float(
+                len(self.workers.pids) if self.workers is not None and self.workers.ready else 0
+            ),
+            "worker_restarts": float(self.workers.restarts if self.workers is not None else 0),
         }
 
 

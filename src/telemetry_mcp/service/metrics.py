@@ -13,7 +13,7 @@ from prometheus_client.registry import Collector
 
 
 class _StoreGauges(Collector):
-    """Values read at scrape time: store size, stored events, commit backlog."""
+    """Values read at scrape time: store size, stored events, commit backlog, collector workers."""
 
     def __init__(self, read: Callable[[], dict[str, float]]) -> None:
         self._read = read
@@ -26,6 +26,16 @@ class _StoreGauges(Collector):
         yield GaugeMetricFamily("telemetry_store_events", "Events stored", values["events"])
         yield GaugeMetricFamily(
             "telemetry_commit_backlog_events", "Events waiting for their commit", values["backlog"]
+        )
+        yield GaugeMetricFamily(
+            "telemetry_collector_workers",
+            "Collector worker processes ready (0: requests are prepared in threads of the serve)",
+            values["workers"],
+        )
+        yield GaugeMetricFamily(
+            "telemetry_collector_worker_restarts",
+            "Times the pool of collector workers was restarted",
+            values["worker_restarts"],
         )
 
 

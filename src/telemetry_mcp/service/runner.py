@@ -24,6 +24,7 @@ from telemetry_mcp.service.committer import Committer
 from telemetry_mcp.service.context import HANDING_OVER, ServiceContext, is_loopback, new_write_key
 from telemetry_mcp.service.metrics import ServiceMetrics
 from telemetry_mcp.service.owner import OwnerInfo, remove_owner, write_owner
+from telemetry_mcp.service.workers import Workers
 from telemetry_mcp.store import Store
 from telemetry_mcp.store.ingest import Ingestor
 from telemetry_mcp.store.lifecycle import Maintenance
@@ -104,12 +105,15 @@ class Service:
         self.owner = OwnerInfo.new(url_of(sock, host), kind)
         self.committer = Committer(self.app.ingestor)
         self.maintenance = Maintenance(store)  # retention, in bounded background steps
+        # started on the first collector request: an owner that only serves MCP never spawns them
+        self.workers = Workers(settings, store.salt, write_key, settings.collector_workers)
         self.ctx = ServiceContext(
             app=self.app,
             owner=self.owner,
             write_key=write_key,
             committer=self.committer,
             metrics=ServiceMetrics(lambda: self.ctx.store_gauges()),
+            workers=self.workers,
         )
         asgi = build_app(self.ctx, host, extra_routes=self._admin_routes(on_yield))
         self.server = _Server(
@@ -178,6 +182,7 @@ class Service:
             await self.server.serve(sockets=[self.sock])
         finally:
             await anyio.to_thread.run_sync(self.maintenance.stop)
+            await anyio.to_thread.run_sync(self.workers.close)
             await anyio.to_thread.run_sync(self.committer.close)
             remove_owner(self.settings, self.owner)
 
@@ -191,6 +196,7 @@ class Service:
             while self.ctx.inflight:
                 await anyio.sleep(0.01)
         await anyio.to_thread.run_sync(self.maintenance.stop)
+        await anyio.to_thread.run_sync(self.workers.close)
         await anyio.to_thread.run_sync(self.committer.close)
         self.stop()
         await anyio.to_thread.run_sync(self.store.close)

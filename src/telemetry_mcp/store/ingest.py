@@ -146,81 +146,27 @@ class Prepared:
     received: int
 
 
-class Ingestor:
-    """Turns raw events into stored rows for one store. Thread-safe (writes are serialised)."""
+class Preparer:
+    """Validation and the privacy pipeline of one store's settings and salt: no I/O, no store handle.
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.settings = store.settings
-        self.privacy = PrivacyPipeline(privacy_settings(store.settings), store.salt)
+    The HTTP collector runs one in each of its worker processes (service/workers.py); the Ingestor
+    below is one that also stores.
+    """
+
+    def __init__(self, settings: Settings, salt: bytes) -> None:
+        self.settings = settings
+        self.privacy = PrivacyPipeline(privacy_settings(settings), salt)
         s = self.privacy.settings
-        self._hash = lru_cache(maxsize=262_144)(lambda u: hash_user_id(u, store.salt))
+        self._hash = lru_cache(maxsize=262_144)(lambda u: hash_user_id(u, salt))
         self._name = lru_cache(maxsize=65_536)(scrub_text)
         self._page = lru_cache(maxsize=65_536)(self._clean_page)
         self._props: dict[str, tuple[str, tuple[str, ...]]] = {}
-        self._writer: duckdb.DuckDBPyConnection | None = None
         # Excluded paths outside properties (e.g. "page") are applied by the per-event reference.
         self._row_exclusions = s.exclude_fields and any(
             not p.startswith("properties.") for p in s.excluded_paths if p
         )
         self._excluded_keys = tuple(
             f'"{p.rsplit(".", 1)[-1]}"' for p in s.excluded_paths if p.startswith("properties.")
-        )
-
-    def ingest(
-        self,
-        events: Sequence[Any],
-        *,
-        service: str | None = None,
-        service_version: str | None = None,
-        do_not_track: bool = False,
-        now: datetime | None = None,
-        prehashed_users: bool = False,
-    ) -> IngestReport:
-        """Validate, scrub and store one batch. One bad event never loses the good ones.
-
-        The accepted rows are committed in one statement before this returns. `prehashed_users`:
-        the user_ids are stored hashes already (an export being imported) and are kept as they are.
-        """
-        self._check_size(len(events))
-        prepared = self.prepare(
-            events,
-            service=service,
-            service_version=service_version,
-            do_not_track=do_not_track,
-            now=now,
-            prehashed_users=prehashed_users,
-        )
-        return self.commit(prepared)
-
-    def ingest_json(
-        self,
-        body: bytes,
-        *,
-        service: str | None = None,
-        service_version: str | None = None,
-        do_not_track: bool = False,
-        now: datetime | None = None,
-    ) -> IngestReport:
-        """Like `ingest`, from the JSON text of an array of events (each decoded straight to a struct).
-
-        Raises InvalidArgument when the body is not a JSON array.
-        """
-        items: list[Any]
-        try:
-            items = msgspec.json.decode(body, type=list[msgspec.Raw])
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            # msgspec refuses text the stdlib reads (a lone surrogate escape in one event, say):
-            # then the stdlib decides, so one such event is rejected on its own, never the batch.
-            try:
-                parsed = json.loads(body)
-            except (ValueError, RecursionError):
-                parsed = None
-            if not isinstance(parsed, list):
-                raise InvalidArgument(f"body: expected a JSON array of events ({str(exc)[:200]})") from None
-            items = parsed
-        return self.ingest(
-            items, service=service, service_version=service_version, do_not_track=do_not_track, now=now
         )
 
     def _check_size(self, n: int) -> None:
@@ -502,6 +448,71 @@ class Ingestor:
         if s.scrub_values:
             page, _ = scrub_text(page)
         return page
+
+
+class Ingestor(Preparer):
+    """Turns raw events into stored rows for one store. Thread-safe (writes are serialised)."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store.settings, store.salt)
+        self.store = store
+        self._writer: duckdb.DuckDBPyConnection | None = None
+
+    def ingest(
+        self,
+        events: Sequence[Any],
+        *,
+        service: str | None = None,
+        service_version: str | None = None,
+        do_not_track: bool = False,
+        now: datetime | None = None,
+        prehashed_users: bool = False,
+    ) -> IngestReport:
+        """Validate, scrub and store one batch. One bad event never loses the good ones.
+
+        The accepted rows are committed in one statement before this returns. `prehashed_users`:
+        the user_ids are stored hashes already (an export being imported) and are kept as they are.
+        """
+        self._check_size(len(events))
+        prepared = self.prepare(
+            events,
+            service=service,
+            service_version=service_version,
+            do_not_track=do_not_track,
+            now=now,
+            prehashed_users=prehashed_users,
+        )
+        return self.commit(prepared)
+
+    def ingest_json(
+        self,
+        body: bytes,
+        *,
+        service: str | None = None,
+        service_version: str | None = None,
+        do_not_track: bool = False,
+        now: datetime | None = None,
+    ) -> IngestReport:
+        """Like `ingest`, from the JSON text of an array of events (each decoded straight to a struct).
+
+        Raises InvalidArgument when the body is not a JSON array.
+        """
+        items: list[Any]
+        try:
+            items = msgspec.json.decode(body, type=list[msgspec.Raw])
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            # msgspec refuses text the stdlib reads (a lone surrogate escape in one event, say):
+            # then the stdlib decides, so one such event is rejected on its own, never the batch.
+            try:
+                parsed = json.loads(body)
+            except (ValueError, RecursionError):
+                parsed = None
+            if not isinstance(parsed, list):
+                raise InvalidArgument(f"body: expected a JSON array of events ({str(exc)[:200]})") from None
+            items = parsed
+        return self.ingest(
+            items, service=service, service_version=service_version, do_not_track=do_not_track, now=now
+        )
 
     def commit_group(self, group: Sequence[Prepared]) -> list[IngestReport]:
         """Store several prepared batches in one transaction (group commit); one report per batch.

@@ -24,11 +24,11 @@ from telemetry_mcp.events.privacy import is_sampled_in, sampling_key
 from telemetry_mcp.store.keys import actor_key, explicit_session_key
 
 if TYPE_CHECKING:
-    from telemetry_mcp.store.ingest import Ingestor, IngestReport
+    from telemetry_mcp.store.ingest import Ingestor, IngestReport, Preparer
 
 
 def reference_rows(
-    ingestor: Ingestor,
+    ingestor: Preparer,
     events: Sequence[Any],
     report: IngestReport,
     received_at: datetime,

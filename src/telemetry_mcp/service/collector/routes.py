@@ -23,9 +23,9 @@ from telemetry_mcp.service.collector.body import decode_body
 from telemetry_mcp.service.collector.common import Mapped, WireError
 from telemetry_mcp.service.collector.ours import map_ours
 from telemetry_mcp.service.collector.posthog import map_posthog
-from telemetry_mcp.service.collector.segment import map_segment
 from telemetry_mcp.service.committer import Overloaded
 from telemetry_mcp.service.context import ServiceContext, bearer_of
+from telemetry_mcp.service.workers import Job, Outcome, WorkersUnavailable, do_job
 from telemetry_mcp.store.ingest import IngestReport, Prepared
 
 log = logging.getLogger(__name__)
@@ -147,6 +147,13 @@ class Collector:
                 status_code=503,
                 headers={"Retry-After": RETRY_AFTER},
             )
+        except WorkersUnavailable as exc:
+            status = 503
+            return JSONResponse(
+                {"error": f"{exc}; nothing of this request was stored, retry shortly"},
+                status_code=503,
+                headers={"Retry-After": RETRY_AFTER},
+            )
         finally:
             ctx.inflight -= 1
             ctx.metrics.requests.labels(endpoint, str(status)).inc()
@@ -190,48 +197,50 @@ class Collector:
         return report
 
     async def _decode_map_prepare(
-        self,
-        request: Request,
-        raw: bytes,
-        now: datetime,
-        mapper: Callable[[Any, datetime], Mapped | None],
-        fallback_key: str | None,
-    ) -> tuple[Any, Mapped | None, Prepared | None]:
-        """Decode, map and (for the right key) validate in one worker-thread hop: the bulk path.
+        self, request: Request, raw: bytes, now: datetime, wire: str, kind: str, fallback_key: str | None
+    ) -> Outcome:
+        """Decode, map and (for the right key) validate: in a collector worker process when they are
+        running, else in one worker-thread hop. The bulk path of PostHog and Segment.
 
-        Returns the payload, the mapped events (None when `mapper` declines the payload) and the
-        prepared batch (None when the write key is wrong: nothing is validated or stored then).
+        The outcome's `prepared` is None when the write key is wrong (nothing validated or stored);
+        a body the request cannot have raises WireError.
         """
-        ingestor = self.ctx.app.ingestor
-
-        def work() -> tuple[Any, Mapped | None, Prepared | None]:
-            payload = _payload(request, raw, self.limit)
-            mapped = mapper(payload, now)
-            if mapped is None or not self.ctx.key_ok(mapped.key or fallback_key):
-                return payload, mapped, None
-            return payload, mapped, ingestor.prepare(mapped.events, now=now)
-
-        return await anyio.to_thread.run_sync(work)
+        job = Job(
+            wire=wire,
+            kind=kind,
+            raw=raw,
+            content_type=request.headers.get("content-type"),
+            content_encoding=request.headers.get("content-encoding"),
+            query=dict(request.query_params),
+            now=now,
+            fallback_key=fallback_key,
+            max_bytes=self.limit,
+        )
+        workers = self.ctx.workers
+        outcome = await workers.run(job) if workers is not None else None
+        if outcome is None:
+            preparer, key = self.ctx.app.ingestor, self.ctx.write_key
+            outcome = await anyio.to_thread.run_sync(lambda: do_job(job, preparer, key))
+        if outcome.error is not None:
+            raise WireError(*outcome.error)
+        if outcome.mapped is not None and not self.ctx.key_ok(outcome.mapped.key or fallback_key):
+            outcome.prepared = None  # the serve's own verdict on the key decides
+        return outcome
 
     # -- PostHog ----------------------------------------------------------------------------------
 
     async def posthog(self, request: Request) -> Response:
         path = request.url.path.rstrip("/")
 
-        def mapper(payload: Any, now: datetime) -> Mapped | None:
-            amplitude = isinstance(payload, dict) and "events" in payload and "batch" not in payload
-            if path == "/batch" and amplitude:
-                return None  # Amplitude's /batch API
-            return map_posthog(payload, now=now)
-
         async def handle(raw: bytes, now: datetime) -> Response:
             query_key = request.query_params.get("api_key") or request.query_params.get("token")
-            payload, mapped, prepared = await self._decode_map_prepare(request, raw, now, mapper, query_key)
-            if mapped is None:
+            outcome = await self._decode_map_prepare(request, raw, now, "posthog", path, query_key)
+            if outcome.declined or outcome.mapped is None:  # Amplitude's /batch API
+                payload = await self._map(lambda: _payload(request, raw, self.limit))
                 return await self._amplitude_payload(payload, raw, now)
-            if prepared is None:
+            if outcome.prepared is None:
                 return self._unauthorized("the project API key (api_key / token)")
-            await self._commit("posthog", mapped, prepared)
+            await self._commit("posthog", outcome.mapped, outcome.prepared)
             return JSONResponse({"status": 1})
 
         if request.method == "GET" and not request.query_params.get("data"):
@@ -321,16 +330,12 @@ class Collector:
     def _segment(self, kind: str) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             async def handle(raw: bytes, now: datetime) -> Response:
-                _, mapped, prepared = await self._decode_map_prepare(
-                    request,
-                    raw,
-                    now,
-                    lambda payload, at: map_segment(payload, kind, now=at),
-                    basic_user(request),
+                outcome = await self._decode_map_prepare(
+                    request, raw, now, "segment", kind, basic_user(request)
                 )
-                if mapped is None or prepared is None:
+                if outcome.mapped is None or outcome.prepared is None:
                     return self._unauthorized("the write key (writeKey or Basic auth)")
-                await self._commit("segment", mapped, prepared)
+                await self._commit("segment", outcome.mapped, outcome.prepared)
                 return JSONResponse({"success": True})
 
             return await self._collect(request, "segment", handle)
