@@ -36,7 +36,8 @@ KEY = "workers-key-123"
 SALT = "ffeeddccbbaa99887766554433221100"
 ROW_COLUMNS = (
     "event_id, ts, event_type, name, component, user_id, session_id, actor, severity, duration_ms, value, "
-    "unit, service, service_version, platform, os, framework, page, properties, redacted_paths, session_key"
+    "unit, service, service_version, platform, os, framework, page, properties, redacted_paths, session_key, "
+    "id_hash, id_hash = hash(event_id)"
 )
 
 
@@ -178,6 +179,9 @@ async def test_workers_store_the_same_rows_and_give_the_same_answers_as_the_serv
     rows = threads.rows()
     assert len(rows) > 40
     assert workers.rows() == rows
+    assert all(row[-1] for row in rows)  # the workers' id hashes are DuckDB's own
+    catalog = "SELECT kind, value FROM catalog ORDER BY ALL"
+    assert workers.app.store.fetch(catalog) == threads.app.store.fetch(catalog)
     assert workers.app.store.total_events() == threads.app.store.total_events()
 
 

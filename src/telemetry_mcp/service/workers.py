@@ -10,7 +10,9 @@ verdict and the group commit (one writer per store, as before).
   request; until they answer a warm-up, requests are prepared in threads of the serve as before.
 - A job is the raw body and what the mapper reads from the request; the answer is the mapped
   summary (counts, origins, per-item errors, the key it carried), the ingest report so far, and
-  the rows as Arrow IPC bytes (pickling an Arrow table costs ~8x more, PERF figures in the bench).
+  the rows as Arrow IPC bytes (pickling an Arrow table costs ~8x more), with the two parts of the
+  writer's work that need no store done already: each row's id hash (DuckDB's hash(event_id), an
+  in-memory DuckDB in the worker) and the distinct values for the catalog.
 - Workers never write to stdout (a stdio owner's stdout carries the protocol: fd 1 is pointed at
   stderr), ignore SIGINT (the serve shuts them down), and exit when the serve is gone, even after
   a kill -9 (each watches its parent's pid).
@@ -35,6 +37,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 
 from telemetry_mcp.config import Settings
@@ -43,7 +46,7 @@ from telemetry_mcp.service.collector.body import decode_body
 from telemetry_mcp.service.collector.common import Mapped, WireError
 from telemetry_mcp.service.collector.posthog import map_posthog
 from telemetry_mcp.service.collector.segment import map_segment
-from telemetry_mcp.store.ingest import Prepared, Preparer
+from telemetry_mcp.store.ingest import ID_HASH, Prepared, Preparer, catalog_of
 
 log = logging.getLogger(__name__)
 
@@ -173,12 +176,33 @@ def _work(job: Job) -> tuple[Any, ...]:
     if prepared is None:
         return ("mapped", summary, None)
     ipc: bytes | None = None
-    if prepared.table is not None:
+    catalog: dict[str, set[str]] | None = None
+    table = prepared.table
+    if table is not None:
+        # the writer's share that needs no store, done here: the id hashes and the catalog values
+        table = table.append_column(ID_HASH, _id_hashes(table))
+        catalog = catalog_of(table)
         sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, prepared.table.schema) as writer:
-            writer.write_table(prepared.table)
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
         ipc = sink.getvalue().to_pybytes()
-    return ("mapped", summary, (prepared.report, ipc, prepared.received_at, prepared.received))
+    return ("mapped", summary, (prepared.report, ipc, prepared.received_at, prepared.received, catalog))
+
+
+_hash_con: Any = None
+
+
+def _id_hashes(table: pa.Table) -> pa.Array:
+    """DuckDB's hash(event_id) of each row: the store's `id_hash` (one function, any process)."""
+    global _hash_con
+    if _hash_con is None:
+        _hash_con = duckdb.connect(":memory:", config={"threads": 1})
+    _hash_con.register("batch", table.select(["event_id"]))
+    try:
+        column = _hash_con.execute("SELECT hash(event_id) AS h FROM batch").fetchnumpy()["h"]
+    finally:
+        _hash_con.unregister("batch")
+    return pa.array(column, pa.uint64())
 
 
 def _outcome(answer: tuple[Any, ...]) -> Outcome:
@@ -190,9 +214,9 @@ def _outcome(answer: tuple[Any, ...]) -> Outcome:
     mapped = Mapped(received=received, origin=origin, errors=errors, key=key)
     if answer[2] is None:
         return Outcome(mapped=mapped)
-    report, ipc, received_at, count = answer[2]
+    report, ipc, received_at, count, catalog = answer[2]
     table = pa.ipc.open_stream(ipc).read_all() if ipc is not None else None
-    return Outcome(mapped=mapped, prepared=Prepared(report, table, received_at, count))
+    return Outcome(mapped=mapped, prepared=Prepared(report, table, received_at, count, catalog))
 
 
 # --- in the serve --------------------------------------------------------------------------------

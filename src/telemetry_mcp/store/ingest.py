@@ -82,6 +82,9 @@ _INSERT = (
     + ", ".join(_SELECT.get(c, c) for c in _COLUMNS)
     + ", hash(event_id) FROM batch"
 )
+# a batch that carries its id_hash column (computed where it was prepared: a collector worker)
+_INSERT_HASHED = _INSERT.replace(", hash(event_id) FROM batch", ", id_hash FROM batch")
+ID_HASH = "id_hash"
 
 
 @dataclass
@@ -144,6 +147,10 @@ class Prepared:
     table: pa.Table | None
     received_at: datetime
     received: int
+    # Optional work done beside the writer (collector workers): the table may carry an `id_hash`
+    # column (DuckDB's hash(event_id), the same function in any process), and `catalog` holds the
+    # distinct values of its catalogued columns (`catalog_of(table)`).
+    catalog: dict[str, set[str]] | None = None
 
 
 class Preparer:
@@ -522,10 +529,11 @@ class Ingestor(Preparer):
         """
         if len(group) == 1:
             return [self.commit(group[0])]
-        parts: list[pa.Table] = []
-        for k, p in enumerate(group):
-            if p.table is not None and p.table.num_rows:
-                parts.append(p.table.append_column("_part", pa.array(np.full(p.table.num_rows, k, np.int32))))
+        tables = [(k, p.table) for k, p in enumerate(group) if p.table is not None and p.table.num_rows]
+        if any(ID_HASH not in t.column_names for _, t in tables):  # hashes for all, or computed here
+            tables = [(k, t.drop_columns([ID_HASH]) if ID_HASH in t.column_names else t) for k, t in tables]
+        parts = [t.append_column("_part", pa.array(np.full(t.num_rows, k, np.int32))) for k, t in tables]
+        catalogs = [group[k].catalog for k, _ in tables]
         reports = [p.report for p in group]
         counts = np.zeros(len(group), np.int64)
         if parts:
@@ -536,9 +544,12 @@ class Ingestor(Preparer):
             for event_id in ids:
                 keep.append(event_id not in seen)
                 seen.add(event_id)
+            catalog: dict[str, set[str]] | None = None
             if not all(keep):
                 combined = combined.filter(pa.array(keep))
-            merged = Prepared(IngestReport(), combined, max(p.received_at for p in group), 0)
+            elif all(c is not None for c in catalogs):
+                catalog = {kind: set().union(*(c[kind] for c in catalogs if c)) for kind in CATALOG_KINDS}
+            merged = Prepared(IngestReport(), combined, max(p.received_at for p in group), 0, catalog)
             stored = self._write(merged, None)
             if stored is not None:
                 counts = np.bincount(stored.column("_part").to_numpy(), minlength=len(group))
@@ -599,7 +610,11 @@ class Ingestor(Preparer):
                     table = table.append_column("seq", pa.array(range(start, start + n), pa.int64()))
                     cur.register("batch", table)
                     registered = True
-                    hashes = _hashes(cur)
+                    hashed = ID_HASH in table.column_names
+                    if hashed:
+                        hashes = np.asarray(table.column(ID_HASH).to_numpy(), dtype=np.uint64)
+                    else:
+                        hashes = _hashes(cur)
                     stored = self._stored_ids(cur, table, hashes, id_set)
                     if stored:
                         cur.unregister("batch")
@@ -613,8 +628,9 @@ class Ingestor(Preparer):
                             registered = True
                     if n:
                         self.store.take_seq(n)
-                        cur.execute(_INSERT, [prepared.received_at])
-                        new_values = self.store.add_to_catalog(cur, _catalog_of(table))
+                        cur.execute(_INSERT_HASHED if hashed else _INSERT, [prepared.received_at])
+                        catalog = prepared.catalog if prepared.catalog is not None and not stored else None
+                        new_values = self.store.add_to_catalog(cur, catalog or catalog_of(table))
                 if after is not None:
                     after(cur)
                 cur.execute("COMMIT")
@@ -681,7 +697,7 @@ def _sampled_in(key: str | None, rate: float) -> bool:
     return is_sampled_in(key, rate)
 
 
-def _catalog_of(table: pa.Table | None) -> dict[str, set[str]]:
+def catalog_of(table: pa.Table | None) -> dict[str, set[str]]:
     """The distinct values of the catalogued columns in a batch."""
     if table is None or not table.num_rows:
         return {}
