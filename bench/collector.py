@@ -802,6 +802,7 @@ def probe_serve(out: Path, args: list[str]) -> int:
     """Run `telemetry-mcp <args>` with the collector's stages timed; totals go to `out` at exit."""
     import atexit
     import cProfile
+    import importlib
     import io
     import pstats
     import threading
@@ -846,8 +847,19 @@ def probe_serve(out: Path, args: list[str]) -> int:
         return await posthog(self, request)
 
     routes.Collector.posthog = profiled_posthog  # type: ignore[method-assign]
-    routes.decode_body = timed("decode_body (worker thread)", routes.decode_body)  # type: ignore[assignment]
-    routes.map_posthog = timed("map_posthog (worker thread)", routes.map_posthog)  # type: ignore[assignment]
+    decode = timed("decode_body (worker thread)", routes.decode_body)
+    mapper = timed("map_posthog (worker thread)", routes.map_posthog)
+    # With collector workers in the code base, the serve's thread path (collector_workers=0) calls
+    # them through service/workers.py (do_job): time them there too, under the same names.
+    for module_name in ("telemetry_mcp.service.collector.routes", "telemetry_mcp.service.workers"):
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        if hasattr(module, "decode_body"):
+            module.decode_body = decode
+        if hasattr(module, "map_posthog"):
+            module.map_posthog = mapper
     Ingestor.prepare = timed("Ingestor.prepare: validation + privacy (worker thread)", Ingestor.prepare)  # type: ignore[method-assign]
     Ingestor.commit_group = timed("Ingestor.commit_group (committer thread)", Ingestor.commit_group)  # type: ignore[method-assign]
     Ingestor.commit = timed("  Ingestor.commit, a group of one (inside commit_group)", Ingestor.commit)  # type: ignore[method-assign]
