@@ -7,10 +7,15 @@
 
 Throughput: one `telemetry-mcp serve` on a fresh file store; --senders separate processes, each
 with its own keep-alive HTTP connection, POST PostHog batches of --batch component events (unique
-uuid per event) for --seconds. Reported: events/s acknowledged (HTTP 200), request latency, the
-CPU the senders and the serve took, and the loss check: after the serve stopped, the store is
-opened read-only and stored events must equal 200 answers x batch. Then the same with gzip bodies,
-and the floor: the same events straight into plain DuckDB (Arrow table, INSERT … SELECT).
+uuid per event) for --seconds. The senders are a lean load generator, so the cores go to the serve:
+a minimal HTTP/1.1 client on a raw socket (`KeepAlive`: one sendall per request, TCP_NODELAY, the
+full answer read by Content-Length or chunked; a closed connection is counted as an error and
+reconnected); `--client http.client` uses the standard library's HTTPConnection instead. Reported:
+events/s acknowledged (HTTP 200), request latency, the CPU the senders and the serve took (the
+serve's main process and its descendants, e.g. collector worker processes, apart), and the loss
+check: after the serve stopped, the store is opened read-only and stored events must equal 200
+answers x batch. Then the same with gzip bodies, and the floor: the same events straight into plain
+DuckDB (Arrow table, INSERT … SELECT).
 
 Bridge: tools/list, get_realtime_stats and ping (a) over Streamable HTTP to the serve's /mcp with
 a keep-alive raw JSON-RPC client, (b) through a stdio `telemetry-mcp` on the same store (it
@@ -20,7 +25,13 @@ service). Calls are interleaved so drifting load hits every path alike.
 --stages (or TELEMETRY_BENCH_STAGES=1) adds one plain-JSON run whose serve is started through this
 file's probe (`--probe-serve`): body decoding, PostHog mapping, prepare (validation + privacy),
 group commit and its DuckDB write are wrapped with wall/CPU timers, and the event-loop thread is
-cProfiled; nothing in src/ changes. Writes <out>/<name>.json and .md and prints the Markdown.
+cProfiled; nothing in src/ changes. The timers see the serve process only, so that run's serve has
+TELEMETRY_MCP_COLLECTOR_WORKERS=0 (prepare in threads of the serve process, no worker processes).
+
+--serve-arg ARG (repeatable; --serve-arg=--flag=value) is passed to the throughput runs'
+`telemetry-mcp serve` for experiments and recorded in the report.
+
+Writes <out>/<name>.json and .md and prints the Markdown.
 """
 
 from __future__ import annotations
@@ -96,7 +107,7 @@ def _posthog_event(rng: random.Random, sender: int) -> dict[str, Any]:
 
 class Batches:
     """Batch bodies from a pool of event templates: only the uuid and timestamp change per event, so
-    building a 100-event body costs a few byte joins (the senders must not starve the server)."""
+    building a 100-event body is one byte join (~25 µs; the senders must not starve the server)."""
 
     def __init__(self, sender: int, batch: int, seed: int = 42) -> None:
         rng = random.Random(seed * 1000 + sender)
@@ -112,25 +123,26 @@ class Batches:
             head, rest = text.split(b"\\u0000")
             mid, tail = rest.split(b"\\u0001")
             self.templates.append((head, mid, tail))
+        # body()'s flat join: the uuid's constant prefix baked into the head, the comma into the tail
+        prefix = b"%08x-0000-4000-8000-" % sender
+        self._fast = [(head + prefix, mid, tail + b",") for head, mid, tail in self.templates]
+        self._opening = b'{"api_key":"' + WRITE_KEY.encode() + b'","sent_at":"'
 
     def body(self) -> bytes:
         now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z").encode()
-        parts = []
-        n = len(self.templates)
-        for _ in range(self.batch):
-            head, mid, tail = self.templates[self.count % n]
-            uid = b"%08x-0000-4000-8000-%012x" % (self.sender, self.count)
-            parts.append(head + uid + mid + now + tail)
-            self.count += 1
-        return (
-            b'{"api_key":"'
-            + WRITE_KEY.encode()
-            + b'","sent_at":"'
-            + now
-            + b'","batch":['
-            + b",".join(parts)
-            + b"]}"
-        )
+        parts = [self._opening, now, b'","batch":[']
+        fast = self._fast
+        n = len(fast)
+        start = self.count
+        for i in range(start, start + self.batch):
+            head, mid, tail = fast[i % n]
+            parts += (head, b"%012x" % i, mid, now, tail)
+        self.count = start + self.batch
+        if self.batch:
+            parts[-1] = parts[-1][:-1] + b"]}"  # the last event's tail: no comma, close the batch
+        else:
+            parts.append(b"]}")
+        return b"".join(parts)
 
     def rows(self, k: int) -> list[dict[str, Any]]:
         """The next k events as our stored columns (for the plain-DuckDB floor)."""
@@ -172,14 +184,24 @@ def free_port() -> int:
 
 
 class Serve:
-    """`telemetry-mcp serve` as a subprocess, ready when /ready answers; stopped with SIGTERM."""
+    """`telemetry-mcp serve` as a subprocess, ready when /ready answers; stopped with SIGTERM.
+    `extra_args` go to `telemetry-mcp serve` as given, `env` is added to its environment."""
 
-    def __init__(self, db: Path, stderr: Path, probe: Path | None = None) -> None:
+    def __init__(
+        self,
+        db: Path,
+        stderr: Path,
+        probe: Path | None = None,
+        extra_args: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         import httpx
 
         self.db = db
         self.port = free_port()
         args = ["serve", "--db", str(db), "--port", str(self.port), "--write-key", WRITE_KEY]
+        args += extra_args or []
+        self.env = dict(env or {})
         if probe is None:
             argv = [sys.executable, "-m", "telemetry_mcp", *args]
         else:
@@ -188,7 +210,11 @@ class Serve:
         self._stderr = stderr.open("wb")
         self.stderr_path = stderr
         self.proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=self._stderr, stderr=self._stderr, env=server_env()
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=self._stderr,
+            stderr=self._stderr,
+            env=server_env(**self.env),
         )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -209,9 +235,20 @@ class Serve:
         self._stderr.flush()
         return self.stderr_path.read_text(errors="replace")[-chars:]
 
-    def cpu_seconds(self) -> float:
-        t = psutil.Process(self.proc.pid).cpu_times()
-        return t.user + t.system
+    def cpu_seconds(self) -> tuple[float, float]:
+        """(main process, descendants) CPU seconds, user + system. Descendants are the live ones
+        (children recursively: the collector's worker processes) plus the reaped ones the main
+        process waited for (its children_user/children_system), so a worker that ends mid-run keeps
+        its CPU; one that appears or disappears while we look is skipped (psutil.NoSuchProcess)."""
+        main = psutil.Process(self.proc.pid)
+        t = main.cpu_times()
+        children = t.children_user + t.children_system
+        with contextlib.suppress(psutil.NoSuchProcess):
+            for child in main.children(recursive=True):
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    c = child.cpu_times()
+                    children += c.user + c.system
+        return t.user + t.system, children
 
     def stop(self) -> int:
         if self.proc.poll() is None:
@@ -228,48 +265,228 @@ class Serve:
 # ---------------------------------------------------------------------------------- senders
 
 
-def _sender(
-    index: int, url: str, batch: int, seconds: float, gzipped: bool, barrier: Any, results: Any
-) -> None:
-    import httpx
+class ConnectionClosed(Exception):
+    """The server closed the keep-alive connection before a full response arrived."""
 
+
+class KeepAlive:
+    """A minimal HTTP/1.1 client on one keep-alive TCP connection (TCP_NODELAY), for the load
+    generator only: a request is one `sendall` of request line + headers + body; the answer's status
+    line and headers are parsed, its body read fully by Content-Length or `Transfer-Encoding:
+    chunked` (or to the close, when the server sends neither). httpx cost ~1.1 ms of sender CPU per
+    request; this costs a small fraction of that, so the senders leave the cores to the serve."""
+
+    def __init__(self, host: str, port: int, timeout: float = 60.0) -> None:
+        self.host, self.port, self.timeout = host, port, timeout
+        self.sock: socket.socket | None = None
+        self.buf = bytearray()
+        self.reconnects = 0
+
+    def connect(self) -> None:
+        self.close()
+        sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = sock
+        self.buf.clear()
+
+    def close(self) -> None:
+        if self.sock is not None:
+            with contextlib.suppress(OSError):
+                self.sock.close()
+            self.sock = None
+
+    def request(self, method: str, path: str, body: bytes = b"", headers: bytes = b"") -> tuple[int, bytes]:
+        """(status, body). `headers` are extra `Name: value\\r\\n` lines. Raises ConnectionClosed (the
+        connection is closed then; the next request reconnects) or OSError."""
+        if self.sock is None:
+            self.connect()
+            self.reconnects += 1
+        sock = self.sock
+        assert sock is not None
+        head = b"%s %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Length: %d\r\n%s\r\n" % (
+            method.encode(),
+            path.encode(),
+            self.host.encode(),
+            self.port,
+            len(body),
+            headers,
+        )
+        try:
+            sock.sendall(head + body)
+            status, fields = self._head()
+            if "transfer-encoding" in fields and "chunked" in fields["transfer-encoding"].lower():
+                payload = self._chunked()
+            elif "content-length" in fields:
+                payload = self._exactly(int(fields["content-length"]))
+            elif status in (204, 304) or 100 <= status < 200 or method == "HEAD":
+                payload = b""
+            else:
+                payload = self._to_close()
+        except BaseException:
+            self.close()
+            raise
+        if "close" in fields.get("connection", "").lower():
+            self.close()
+        return status, payload
+
+    def _fill(self) -> None:
+        assert self.sock is not None
+        chunk = self.sock.recv(262144)
+        if not chunk:
+            raise ConnectionClosed("the server closed the connection")
+        self.buf += chunk
+
+    def _line(self) -> bytes:
+        while (i := self.buf.find(b"\r\n")) < 0:
+            self._fill()
+        line = bytes(self.buf[:i])
+        del self.buf[: i + 2]
+        return line
+
+    def _head(self) -> tuple[int, dict[str, str]]:
+        while (end := self.buf.find(b"\r\n\r\n")) < 0:
+            self._fill()
+        lines = bytes(self.buf[:end]).decode("latin-1").split("\r\n")
+        del self.buf[: end + 4]
+        parts = lines[0].split(" ", 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/1."):
+            raise ConnectionClosed(f"not an HTTP/1.x status line: {lines[0][:100]!r}")
+        fields: dict[str, str] = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            fields[name.strip().lower()] = value.strip()
+        status = int(parts[1])
+        if 100 <= status < 200 and status != 101:  # an interim answer: the real one follows
+            return self._head()
+        return status, fields
+
+    def _exactly(self, n: int) -> bytes:
+        while len(self.buf) < n:
+            self._fill()
+        out = bytes(self.buf[:n])
+        del self.buf[:n]
+        return out
+
+    def _chunked(self) -> bytes:
+        out = bytearray()
+        while True:
+            size = int(self._line().split(b";", 1)[0].strip() or b"0", 16)
+            if size == 0:
+                while self._line():  # trailers, up to the empty line
+                    pass
+                return bytes(out)
+            out += self._exactly(size)
+            if self._exactly(2) != b"\r\n":
+                raise ConnectionClosed("a chunk did not end in CRLF")
+
+    def _to_close(self) -> bytes:
+        assert self.sock is not None
+        while chunk := self.sock.recv(262144):
+            self.buf += chunk
+        out = bytes(self.buf)
+        self.buf.clear()
+        self.close()
+        return out
+
+
+class StdlibConnection:
+    """The same interface on `http.client.HTTPConnection` (measured against KeepAlive: --client)."""
+
+    def __init__(self, host: str, port: int, timeout: float = 60.0) -> None:
+        import http.client
+
+        self._http = http.client
+        self.host, self.port, self.timeout = host, port, timeout
+        self.conn: Any = None
+        self.reconnects = 0
+        self._headers: dict[bytes, dict[str, str]] = {}
+
+    def connect(self) -> None:
+        self.close()
+        self.conn = self._http.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        self.conn.connect()
+        self.conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    def request(self, method: str, path: str, body: bytes = b"", headers: bytes = b"") -> tuple[int, bytes]:
+        if self.conn is None:
+            self.connect()
+            self.reconnects += 1
+        hdrs = self._headers.get(headers)
+        if hdrs is None:
+            lines = (ln.partition(":") for ln in headers.decode().split("\r\n") if ln)
+            hdrs = self._headers[headers] = {k.strip(): v.strip() for k, _, v in lines}
+        try:
+            self.conn.request(method, path, body=body, headers=hdrs)
+            response = self.conn.getresponse()
+            payload = response.read()
+        except (self._http.HTTPException, OSError) as exc:
+            self.close()
+            if isinstance(exc, self._http.RemoteDisconnected | self._http.IncompleteRead):
+                raise ConnectionClosed(str(exc)) from exc
+            raise
+        if response.will_close:
+            self.close()
+        return response.status, payload
+
+
+CLIENTS: dict[str, Any] = {"raw": KeepAlive, "http.client": StdlibConnection}
+
+
+def _sender(
+    index: int,
+    url: str,
+    batch: int,
+    seconds: float,
+    gzipped: bool,
+    barrier: Any,
+    results: Any,
+    client: str = "raw",
+) -> None:
     batches = Batches(index, batch)
-    headers = {"content-type": "application/json"}
+    headers = b"Content-Type: application/json\r\n"
     if gzipped:
-        headers["content-encoding"] = "gzip"
-    transport = httpx.HTTPTransport(socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
+        headers += b"Content-Encoding: gzip\r\n"
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    conn = CLIENTS[client](host, int(port))
     latencies: list[float] = []
     statuses: dict[str, int] = {}
     errors: list[str] = []
     sent_bytes = raw_bytes = 0
-    with httpx.Client(transport=transport, timeout=60.0, trust_env=False) as client:
-        client.get(f"{url}/health")  # open the keep-alive connection before the clock
-        barrier.wait()
-        cpu0 = time.process_time()
-        started = time.time()
-        t_end = time.perf_counter() + seconds
-        while time.perf_counter() < t_end:
-            body = batches.body()
-            raw_bytes += len(body)
-            if gzipped:
-                body = gzip.compress(body, compresslevel=1)
-            sent_bytes += len(body)
-            t0 = time.perf_counter()
-            try:
-                response = client.post(f"{url}/batch/", content=body, headers=headers)
-                response.read()
-            except httpx.HTTPError as exc:
-                statuses["error"] = statuses.get("error", 0) + 1
-                if len(errors) < 3:
-                    errors.append(f"{type(exc).__name__}: {exc}")
-                continue
-            latencies.append(time.perf_counter() - t0)
-            code = str(response.status_code)
-            statuses[code] = statuses.get(code, 0) + 1
-            if response.status_code != 200 and len(errors) < 3:
-                errors.append(f"HTTP {code}: {response.text[:200]}")
-        ended = time.time()
-        cpu = time.process_time() - cpu0
+    conn.connect()  # open the keep-alive connection before the clock
+    status, _ = conn.request("GET", "/health")
+    if status != 200:
+        errors.append(f"HTTP {status} from /health before the run")
+    barrier.wait()
+    cpu0 = time.process_time()
+    started = time.time()
+    t_end = time.perf_counter() + seconds
+    while time.perf_counter() < t_end:
+        body = batches.body()
+        raw_bytes += len(body)
+        if gzipped:
+            body = gzip.compress(body, compresslevel=1)
+        sent_bytes += len(body)
+        t0 = time.perf_counter()
+        try:
+            status, answer = conn.request("POST", "/batch/", body, headers)
+        except (ConnectionClosed, OSError) as exc:  # counted; the next request reconnects
+            statuses["error"] = statuses.get("error", 0) + 1
+            if len(errors) < 3:
+                errors.append(f"{type(exc).__name__}: {exc}")
+            continue
+        latencies.append(time.perf_counter() - t0)
+        code = str(status)
+        statuses[code] = statuses.get(code, 0) + 1
+        if status != 200 and len(errors) < 3:
+            errors.append(f"HTTP {code}: {answer[:200].decode(errors='replace')}")
+    ended = time.time()
+    cpu = time.process_time() - cpu0
+    conn.close()
     results.put(
         {
             "sender": index,
@@ -281,36 +498,49 @@ def _sender(
             "errors": errors,
             "sent_bytes": sent_bytes,
             "raw_bytes": raw_bytes,
+            "reconnects": conn.reconnects,
         }
     )
 
 
 def throughput(
-    tmp: Path, label: str, senders: int, batch: int, seconds: float, gzipped: bool, probe: bool = False
+    tmp: Path,
+    label: str,
+    senders: int,
+    batch: int,
+    seconds: float,
+    gzipped: bool,
+    probe: bool = False,
+    serve_args: list[str] | None = None,
+    client: str = "raw",
 ) -> dict[str, Any]:
     import duckdb
 
     db = tmp / f"collector-{label}.duckdb"
     probe_file = tmp / f"probe-{label}.json" if probe else None
     log(f"collector {label}: {senders} senders x {batch}-event batches for {seconds:g} s")
-    serve = Serve(db, tmp / f"serve-{label}.stderr", probe_file)
+    # The probe times stages inside the serve process: no collector worker processes there.
+    env = {"TELEMETRY_MCP_COLLECTOR_WORKERS": "0"} if probe else {}
+    serve = Serve(db, tmp / f"serve-{label}.stderr", probe_file, serve_args, env)
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(senders + 1)
     results = ctx.Queue()
     procs = [
-        ctx.Process(target=_sender, args=(i, serve.url, batch, seconds, gzipped, barrier, results))
+        ctx.Process(target=_sender, args=(i, serve.url, batch, seconds, gzipped, barrier, results, client))
         for i in range(senders)
     ]
     try:
         for p in procs:
             p.start()
         barrier.wait(timeout=120)
-        cpu0, sys0 = serve.cpu_seconds(), psutil.cpu_times()
+        (main0, kids0), sys0 = serve.cpu_seconds(), psutil.cpu_times()
         wall0 = time.time()
         got = [results.get(timeout=seconds + 120) for _ in procs]
         wall1 = time.time()
-        serve_cpu = serve.cpu_seconds() - cpu0
+        main1, kids1 = serve.cpu_seconds()
         sys1 = psutil.cpu_times()
+        serve_main_cpu, serve_kids_cpu = main1 - main0, kids1 - kids0
+        serve_cpu = serve_main_cpu + serve_kids_cpu
         for p in procs:
             p.join(timeout=30)
     finally:
@@ -336,6 +566,8 @@ def throughput(
         json.loads(probe_file.read_text()) if probe_file is not None and probe_file.exists() else None
     )
     sender_cpu = sum(g["cpu_seconds"] for g in got)
+    requests = sum(statuses.values())
+    span = wall1 - wall0
     busy = (sys1.user + sys1.system + sys1.nice) - (sys0.user + sys0.system + sys0.nice)
     result = {
         "label": label,
@@ -344,7 +576,7 @@ def throughput(
         "batch": batch,
         "seconds": seconds,
         "wall_seconds": round(wall, 3),
-        "requests": sum(statuses.values()),
+        "requests": requests,
         "statuses": statuses,
         "acknowledged_events": acknowledged,
         "events_per_s": round(acknowledged / wall, 1) if wall else None,
@@ -356,15 +588,23 @@ def throughput(
         "no_loss": stored == acknowledged and distinct == stored,
         "serve_exit": code,
         "serve_cpu_seconds": round(serve_cpu, 2),
-        "serve_cpu_cores": round(serve_cpu / (wall1 - wall0), 2),
+        "serve_cpu_cores": round(serve_cpu / span, 2),
+        "serve_main_cpu_seconds": round(serve_main_cpu, 2),
+        "serve_main_cpu_cores": round(serve_main_cpu / span, 2),
+        "serve_children_cpu_seconds": round(serve_kids_cpu, 2),
+        "serve_children_cpu_cores": round(serve_kids_cpu / span, 2),
         "senders_cpu_seconds": round(sender_cpu, 2),
         "senders_cpu_cores": round(sender_cpu / wall, 2) if wall else None,
-        "machine_busy_cores": round(busy / (wall1 - wall0), 2),
-        "other_processes_cores": round((busy - serve_cpu - sender_cpu) / (wall1 - wall0), 2),
-        "body_bytes_per_request": round(sum(g["sent_bytes"] for g in got) / max(1, sum(statuses.values()))),
-        "raw_bytes_per_request": round(sum(g["raw_bytes"] for g in got) / max(1, sum(statuses.values()))),
+        "senders_cpu_ms_per_request": round(1000 * sender_cpu / requests, 3) if requests else None,
+        "sender_client": client,
+        "sender_reconnects": sum(g["reconnects"] for g in got),
+        "machine_busy_cores": round(busy / span, 2),
+        "other_processes_cores": round((busy - serve_cpu - sender_cpu) / span, 2),
+        "body_bytes_per_request": round(sum(g["sent_bytes"] for g in got) / max(1, requests)),
+        "raw_bytes_per_request": round(sum(g["raw_bytes"] for g in got) / max(1, requests)),
         "errors": [e for g in got for e in g["errors"]][:5],
         "argv": serve.argv[1:],
+        "serve_env": serve.env,
     }
     if probe_data is not None:
         result["stages"] = probe_data
@@ -562,6 +802,7 @@ def probe_serve(out: Path, args: list[str]) -> int:
     """Run `telemetry-mcp <args>` with the collector's stages timed; totals go to `out` at exit."""
     import atexit
     import cProfile
+    import importlib
     import io
     import pstats
     import threading
@@ -606,8 +847,19 @@ def probe_serve(out: Path, args: list[str]) -> int:
         return await posthog(self, request)
 
     routes.Collector.posthog = profiled_posthog  # type: ignore[method-assign]
-    routes.decode_body = timed("decode_body (worker thread)", routes.decode_body)  # type: ignore[assignment]
-    routes.map_posthog = timed("map_posthog (worker thread)", routes.map_posthog)  # type: ignore[assignment]
+    decode = timed("decode_body (worker thread)", routes.decode_body)
+    mapper = timed("map_posthog (worker thread)", routes.map_posthog)
+    # With collector workers in the code base, the serve's thread path (collector_workers=0) calls
+    # them through service/workers.py (do_job): time them there too, under the same names.
+    for module_name in ("telemetry_mcp.service.collector.routes", "telemetry_mcp.service.workers"):
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        if hasattr(module, "decode_body"):
+            module.decode_body = decode
+        if hasattr(module, "map_posthog"):
+            module.map_posthog = mapper
     Ingestor.prepare = timed("Ingestor.prepare: validation + privacy (worker thread)", Ingestor.prepare)  # type: ignore[method-assign]
     Ingestor.commit_group = timed("Ingestor.commit_group (committer thread)", Ingestor.commit_group)  # type: ignore[method-assign]
     Ingestor.commit = timed("  Ingestor.commit, a group of one (inside commit_group)", Ingestor.commit)  # type: ignore[method-assign]
@@ -684,14 +936,25 @@ def measure(
     batch: int = 100,
     calls: int | None = None,
     stages: bool = False,
+    serve_args: list[str] | None = None,
+    client: str = "raw",
 ) -> dict[str, Any]:
-    """Every figure of this file as one dict (run.py embeds it in its report)."""
+    """Every figure of this file as one dict (run.py embeds it in its report). `serve_args` go to
+    the throughput runs' `telemetry-mcp serve` (not the bridge's)."""
     secs = seconds if seconds is not None else (5.0 if quick else 60.0)
-    r: dict[str, Any] = {"seconds": secs, "senders": senders, "batch": batch, "runs": []}
+    extra = list(serve_args or [])
+    r: dict[str, Any] = {
+        "seconds": secs,
+        "senders": senders,
+        "batch": batch,
+        "serve_args": extra,
+        "sender_client": client,
+        "runs": [],
+    }
     for label, gz in (("json", False), ("gzip", True)):
-        r["runs"].append(throughput(tmp, label, senders, batch, secs, gz))
+        r["runs"].append(throughput(tmp, label, senders, batch, secs, gz, serve_args=extra, client=client))
     if stages:
-        r["runs"].append(throughput(tmp, "json-stages", senders, batch, secs, False, probe=True))
+        r["runs"].append(throughput(tmp, "json-stages", senders, batch, secs, False, True, extra, client))
     floor_events = 20_000 if quick else 200_000
     r["floor"] = floor(floor_events, [batch, 2_000])
     r["bridge"] = bridge(tmp, calls if calls is not None else (30 if quick else 200))
@@ -736,6 +999,8 @@ def render_section(c: dict[str, Any], level: str = "##") -> str:
         f"{c['batch']} events per request, {c['seconds']:g} s per run)",
         "",
     ]
+    if c.get("serve_args"):
+        lines += [f"Serve arguments: `{shlex.join(c['serve_args'])}`.", ""]
     rows = []
     for run in c["runs"]:
         lat = run["latency_ms"]
@@ -749,7 +1014,10 @@ def render_section(c: dict[str, Any], level: str = "##") -> str:
                 f"{run['stored_events']:,}",
                 "yes" if run["no_loss"] else f"**NO: {run['lost']:,} lost**",
                 ", ".join(f"{k}: {v:,}" for k, v in sorted(run["statuses"].items())),
-                f"{run['serve_cpu_cores']} / {run['senders_cpu_cores']} / {run['other_processes_cores']}",
+                f"{run['serve_cpu_cores']} ({run.get('serve_main_cpu_cores', '?')} + "
+                f"{run.get('serve_children_cpu_cores', '?')}) / {run['senders_cpu_cores']} / "
+                f"{run['other_processes_cores']}",
+                run.get("senders_cpu_ms_per_request", ""),
                 f"{run['body_bytes_per_request']:,}",
             ]
         )
@@ -762,7 +1030,8 @@ def render_section(c: dict[str, Any], level: str = "##") -> str:
             "stored",
             "stored = acknowledged",
             "answers",
-            "CPU cores: serve / senders / other processes",
+            "CPU cores: serve (main + workers) / senders / other",
+            "sender CPU ms/request",
             "bytes/request",
         ],
         rows,
@@ -783,7 +1052,8 @@ def render_section(c: dict[str, Any], level: str = "##") -> str:
             lines += [
                 "",
                 f"Where the serve's time goes ({run['label']} run, {run['events_per_s']:,.0f} events/s under the probe; "
-                f"process CPU {st['process_cpu_s']} s):",
+                f"process CPU {st['process_cpu_s']} s; serve environment "
+                f"{' '.join(f'{k}={v}' for k, v in run.get('serve_env', {}).items()) or 'default'}):",
                 "",
             ]
             order = sorted(st["stages"].items(), key=lambda kv: _stage_rank(kv[0]))
@@ -864,6 +1134,20 @@ def main(argv: list[str] | None = None) -> int:
         default=bool(os.environ.get("TELEMETRY_BENCH_STAGES")),
         help="add a run with the serve's stages timed and its event loop profiled",
     )
+    parser.add_argument(
+        "--serve-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="passed to the throughput runs' `telemetry-mcp serve` (repeatable; recorded in the "
+        "report); write --serve-arg=--flag=value for flags",
+    )
+    parser.add_argument(
+        "--client",
+        choices=sorted(CLIENTS),
+        default="raw",
+        help="the senders' HTTP client (default raw: KeepAlive on a socket)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--name", help="report name (default collector, or collector-quick)")
     parser.add_argument("--keep-tmp", action="store_true")
@@ -884,6 +1168,8 @@ def main(argv: list[str] | None = None) -> int:
             batch=ns.batch,
             calls=ns.calls,
             stages=ns.stages,
+            serve_args=ns.serve_arg,
+            client=ns.client,
         )
     report["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     m = report["machine"]
