@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
+from math import isfinite
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -222,13 +223,18 @@ def map_posthog(payload: Any, *, now: datetime, sent_at: Any = None) -> Mapped:
                 value = props[field]
                 limit = LIFT_TEXT.get(field)
                 if limit is not None:
-                    ok = isinstance(value, str) and 0 < len(value) <= limit
+                    if not (isinstance(value, str) and 0 < len(value) <= limit):
+                        continue
                 elif field == "severity":
-                    ok = value in SEVERITIES
-                else:
-                    ok = is_number(value) and not (field == "duration_ms" and value < 0)
-                if ok:
-                    event[field] = props.pop(field)
+                    if value not in SEVERITIES:
+                        continue
+                elif value.__class__ is float or value.__class__ is int:  # is_number(), inline
+                    if not isfinite(value) or (field == "duration_ms" and value < 0):
+                        continue
+                elif not is_number(value) or (field == "duration_ms" and value < 0):
+                    continue
+                event[field] = value
+                del props[field]
             if props:
                 event["properties"] = props
             add_event(event)
