@@ -117,6 +117,9 @@ def text(value: Any) -> str | None:
     return None
 
 
+_EPOCH_MS = re.compile(r"\d+(\.\d+)?")
+
+
 def parse_time(value: Any) -> datetime:
     """An SDK's timestamp (RFC 3339 / ISO 8601, a missing offset read as UTC, or epoch
     milliseconds) as an aware UTC datetime. Raises ValueError saying what is accepted."""
@@ -127,7 +130,7 @@ def parse_time(value: Any) -> datetime:
             raise ValueError(f"timestamp {value} is out of range (epoch milliseconds expected)") from None
     if isinstance(value, str):
         raw = value.strip()
-        if re.fullmatch(r"\d+(\.\d+)?", raw):
+        if "-" not in raw and _EPOCH_MS.fullmatch(raw):  # (an ISO date has a "-": no regex for it)
             return parse_time(float(raw))
         try:
             parsed = datetime.fromisoformat(raw.replace("z", "Z"))
@@ -151,7 +154,7 @@ def utc(moment: datetime) -> datetime:
 
 def rfc3339(moment: datetime) -> str:
     """An aware datetime as an RFC 3339 string in UTC, e.g. 2026-01-31T12:00:00.250000+00:00."""
-    return utc(moment).isoformat()
+    return moment.isoformat() if moment.tzinfo is UTC else utc(moment).isoformat()
 
 
 def compact(event: dict[str, Any]) -> dict[str, Any]:
