@@ -82,9 +82,6 @@ _INSERT = (
     + ", ".join(_SELECT.get(c, c) for c in _COLUMNS)
     + ", hash(event_id) FROM batch"
 )
-# a batch that carries its id_hash column (computed where it was prepared: a collector worker)
-_INSERT_HASHED = _INSERT.replace(", hash(event_id) FROM batch", ", id_hash FROM batch")
-ID_HASH = "id_hash"
 
 
 @dataclass
@@ -147,9 +144,8 @@ class Prepared:
     table: pa.Table | None
     received_at: datetime
     received: int
-    # Optional work done beside the writer (collector workers): the table may carry an `id_hash`
-    # column (DuckDB's hash(event_id), the same function in any process), and `catalog` holds the
-    # distinct values of its catalogued columns (`catalog_of(table)`).
+    # The distinct values of the table's catalogued columns (`catalog_of(table)`), when they were
+    # computed beside the writer (collector workers); else the writer computes them.
     catalog: dict[str, set[str]] | None = None
 
 
@@ -530,8 +526,6 @@ class Ingestor(Preparer):
         if len(group) == 1:
             return [self.commit(group[0])]
         tables = [(k, p.table) for k, p in enumerate(group) if p.table is not None and p.table.num_rows]
-        if any(ID_HASH not in t.column_names for _, t in tables):  # hashes for all, or computed here
-            tables = [(k, t.drop_columns([ID_HASH]) if ID_HASH in t.column_names else t) for k, t in tables]
         parts = [t.append_column("_part", pa.array(np.full(t.num_rows, k, np.int32))) for k, t in tables]
         catalogs = [group[k].catalog for k, _ in tables]
         reports = [p.report for p in group]
@@ -610,11 +604,7 @@ class Ingestor(Preparer):
                     table = table.append_column("seq", pa.array(range(start, start + n), pa.int64()))
                     cur.register("batch", table)
                     registered = True
-                    hashed = ID_HASH in table.column_names
-                    if hashed:
-                        hashes = np.asarray(table.column(ID_HASH).to_numpy(), dtype=np.uint64)
-                    else:
-                        hashes = _hashes(cur)
+                    hashes = _hashes(cur)
                     stored = self._stored_ids(cur, table, hashes, id_set)
                     if stored:
                         cur.unregister("batch")
@@ -628,7 +618,7 @@ class Ingestor(Preparer):
                             registered = True
                     if n:
                         self.store.take_seq(n)
-                        cur.execute(_INSERT_HASHED if hashed else _INSERT, [prepared.received_at])
+                        cur.execute(_INSERT, [prepared.received_at])
                         catalog = prepared.catalog if prepared.catalog is not None and not stored else None
                         new_values = self.store.add_to_catalog(cur, catalog or catalog_of(table))
                 if after is not None:
