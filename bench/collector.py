@@ -864,8 +864,8 @@ def probe_serve(out: Path, args: list[str]) -> int:
     Ingestor.commit_group = timed("Ingestor.commit_group (committer thread)", Ingestor.commit_group)  # type: ignore[method-assign]
     Ingestor.commit = timed("  Ingestor.commit, a group of one (inside commit_group)", Ingestor.commit)  # type: ignore[method-assign]
     Ingestor._write = timed("  Ingestor._write: DuckDB transaction (inside commit)", Ingestor._write)  # type: ignore[method-assign]
-    Ingestor._stored_ids = staticmethod(  # type: ignore[method-assign]
-        timed("    Ingestor._stored_ids: dedupe probe (inside _write)", Ingestor._stored_ids)
+    Ingestor._insert_new = timed(  # type: ignore[method-assign]
+        "    Ingestor._insert_new: INSERT … RETURNING + dedupe probe (inside _write)", Ingestor._insert_new
     )
 
     class TimedCursor:

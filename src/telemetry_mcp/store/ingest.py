@@ -9,6 +9,7 @@ per-event path (store/reference.py) is kept as the reference the differential te
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import re
@@ -82,6 +83,7 @@ _INSERT = (
     + ", ".join(_SELECT.get(c, c) for c in _COLUMNS)
     + ", hash(event_id) FROM batch"
 )
+_INSERT_RETURNING = _INSERT + " RETURNING seq, id_hash"
 
 
 @dataclass
@@ -593,33 +595,12 @@ class Ingestor(Preparer):
             cur = self._cursor()
             new_values: dict[str, set[str]] = {}
             hashes = np.empty(0, np.uint64)
-            registered = False
             try:
                 cur.execute("BEGIN TRANSACTION")
                 if table is not None and table.num_rows:
-                    # arrival numbers as if every row were new: one registration serves both the id
-                    # check and the insert (a statement costs ~0.3 ms); duplicates are rare.
-                    n = table.num_rows
-                    start = self.store.peek_seq()
-                    table = table.append_column("seq", pa.array(range(start, start + n), pa.int64()))
-                    cur.register("batch", table)
-                    registered = True
-                    hashes = _hashes(cur)
-                    stored = self._stored_ids(cur, table, hashes, id_set)
-                    if stored:
-                        cur.unregister("batch")
-                        registered = False
-                        mask = np.array([e not in stored for e in table.column("event_id").to_pylist()])
-                        table, hashes = table.filter(pa.array(mask)).drop_columns(["seq"]), hashes[mask]
-                        n = table.num_rows
-                        table = table.append_column("seq", pa.array(range(start, start + n), pa.int64()))
-                        if n:
-                            cur.register("batch", table)
-                            registered = True
-                    if n:
-                        self.store.take_seq(n)
-                        cur.execute(_INSERT, [prepared.received_at])
-                        catalog = prepared.catalog if prepared.catalog is not None and not stored else None
+                    table, hashes, filtered = self._insert_new(cur, table, prepared.received_at, id_set)
+                    if table.num_rows:
+                        catalog = prepared.catalog if prepared.catalog is not None and not filtered else None
                         new_values = self.store.add_to_catalog(cur, catalog or catalog_of(table))
                 if after is not None:
                     after(cur)
@@ -631,14 +612,57 @@ class Ingestor(Preparer):
                 finally:
                     cur.close()
                 raise
-            finally:
-                if registered and self._writer is not None:
-                    cur.unregister("batch")
             if table is None or not table.num_rows:
                 return None
             id_set.add(hashes)
             self.store.catalog_committed(new_values)
             return table
+
+    def _insert_new(
+        self, cur: duckdb.DuckDBPyConnection, table: pa.Table, received_at: datetime, id_set: Any
+    ) -> tuple[pa.Table, Any, bool]:
+        """Insert the rows of `table` whose event_id is not stored (inside the caller's transaction).
+
+        Returns the inserted rows (with their `seq`), their id hashes, and whether stored duplicates
+        were left out. Optimistic, because duplicates are rare (an SDK's retry): every row is
+        inserted by one statement that also returns each row's id hash (no separate hash query:
+        ~0.6 ms less per batch). Only when a row's event_id turns out to be stored already is the
+        insert undone and repeated without those rows.
+        """
+        start = self.store.peek_seq()
+        n = table.num_rows
+        batch = table.append_column("seq", pa.array(np.arange(start, start + n, dtype=np.int64)))
+        cur.register("batch", batch)
+        try:
+            returned = cur.execute(_INSERT_RETURNING, [received_at]).fetchnumpy()
+            hashes = np.empty(n, np.uint64)
+            hashes[np.asarray(returned["seq"], dtype=np.int64) - start] = returned["id_hash"]
+            filtered = False
+            hits = id_set.contains(hashes)
+            stored: set[str] = set()
+            if hits.any():
+                candidates = table.column("event_id").filter(pa.array(hits)).to_pylist()
+                found = cur.execute(
+                    "SELECT event_id FROM events WHERE seq < $3 AND id_hash IN (SELECT unnest($1::UBIGINT[])) "
+                    "AND event_id IN (SELECT unnest($2::VARCHAR[]))",
+                    [[int(h) for h in hashes[hits]], candidates, start],
+                ).fetchall()
+                stored = {f[0] for f in found}
+            if stored:
+                cur.execute("ROLLBACK")
+                cur.execute("BEGIN TRANSACTION")
+                mask = np.array([e not in stored for e in table.column("event_id").to_pylist()])
+                table, hashes, filtered = table.filter(pa.array(mask)), hashes[mask], True
+                n = table.num_rows
+                batch = table.append_column("seq", pa.array(np.arange(start, start + n, dtype=np.int64)))
+                if n:
+                    cur.register("batch", batch)
+                    cur.execute(_INSERT, [received_at])
+        finally:
+            with contextlib.suppress(duckdb.Error):  # a failed statement's own error is the one raised
+                cur.unregister("batch")
+        self.store.take_seq(n)
+        return batch, hashes, filtered
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         """The writer's own cursor, kept between batches (its setup costs as much as a small insert)."""
@@ -652,26 +676,6 @@ class Ingestor(Preparer):
         if self._writer is not None:
             self._writer.close()
             self._writer = None
-
-    @staticmethod
-    def _stored_ids(cur: Any, table: pa.Table, hashes: Any, id_set: Any) -> set[str]:
-        """The event_ids of the batch already stored: the in-memory hash set, then an exact check of its hits."""
-        hits = id_set.contains(hashes)
-        if not hits.any():
-            return set()
-        candidates = table.column("event_id").filter(pa.array(hits)).to_pylist()
-        found = cur.execute(
-            "SELECT event_id FROM events WHERE id_hash IN (SELECT unnest($1::UBIGINT[])) "
-            "AND event_id IN (SELECT unnest($2::VARCHAR[]))",
-            [[int(h) for h in hashes[hits]], candidates],
-        ).fetchall()
-        return {f[0] for f in found}
-
-
-def _hashes(cur: Any) -> Any:
-    """DuckDB's hash of each event_id of the registered batch (the stored `id_hash`)."""
-    column = cur.execute("SELECT hash(event_id) AS h FROM batch").fetchnumpy()["h"]
-    return np.asarray(column, dtype=np.uint64)
 
 
 def _add_path(paths: list[list[str] | None], k: int, path: str) -> None:
