@@ -75,8 +75,18 @@ def lift_fields(event: dict[str, Any], props: dict[str, Any]) -> None:
 
 
 def is_number(value: Any) -> TypeGuard[int | float]:
-    """A finite JSON number (booleans are not numbers here)."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite JSON number (booleans are not numbers here).
+
+    The one deliberate change to the frozen copy: an integer too large for a float is not a number
+    (at fb7827c it raised OverflowError out of the mapper, and the request got a 500; now its event
+    is rejected alone, or the value stays a property: tests/service/test_collector_http.py).
+    """
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def drop_ip(obj: Any) -> None:
@@ -384,7 +394,7 @@ ISO = [
 GARBAGE = ["yesterday", "2026-13-01T00:00:00Z", "2026-03-01T25:00:00Z", "--", "1e5", "١٢٣", "12:00", "x" * 80]
 NUMBER_STRINGS = ["1772362800000", " 1772362800000.5 ", "0", "99999999999999999999", "1.5", "00012"]
 NUMBERS: list[Any] = [1772362800000, 1772362800000.25, 0, -1, 10**20, 1e300, -(10**16), 1.5]
-# JSON integers too large for a float: the reference raises OverflowError on them (kept rare here)
+# JSON integers too large for a float: not numbers (their event rejected alone; kept rare here)
 HUGE = 10**400
 ODD: list[Any] = [None, "", True, False, [], {}, ["x"], {"a": 1}, math.nan, math.inf, -math.inf]
 URLS = [

@@ -91,8 +91,14 @@ def lift_fields(event: dict[str, Any], props: dict[str, Any]) -> None:
 
 
 def is_number(value: Any) -> TypeGuard[int | float]:
-    """A finite JSON number (booleans are not numbers here)."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite JSON number a float can hold (booleans are not numbers here; nor is an integer of
+    hundreds of digits, which both JSON decoders let through)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def drop_ip(obj: Any) -> None:

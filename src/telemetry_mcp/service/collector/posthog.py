@@ -228,7 +228,7 @@ def map_posthog(payload: Any, *, now: datetime, sent_at: Any = None) -> Mapped:
                 elif field == "severity":
                     if value not in SEVERITIES:
                         continue
-                elif value.__class__ is float or value.__class__ is int:  # is_number(), inline
+                elif value.__class__ is float:  # is_number(), inline for the common case
                     if not isfinite(value) or (field == "duration_ms" and value < 0):
                         continue
                 elif not is_number(value) or (field == "duration_ms" and value < 0):
