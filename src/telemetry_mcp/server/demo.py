@@ -208,9 +208,26 @@ async def _show_service(db: str, out: Any) -> int:
                 r = await http.post(path, json=body, headers=headers)
                 failures += r.status_code != 200
                 print(f"   {label:10} POST {path:22} → {r.status_code} {r.text[:160]}", file=out)
+            # The first collector request started the collector workers (other processes that
+            # decode, map and validate; `collector_workers`): once ready, requests go to them.
+            workers = 0
+            ready_by = time.monotonic() + 30
+            while time.monotonic() < ready_by:
+                workers = int((await http.get("/ready")).json().get("collector_workers", 0))
+                if workers:
+                    break
+                await asyncio.sleep(0.1)
+            label, path, headers, body = _collector_calls(f"{run}-w")[0]
+            r = await http.post(path, json=body, headers=headers)
+            failures += r.status_code != 200
+            where = f"{workers} collector worker processes" if workers else "threads of the serve (one core)"
+            print(
+                f"   {label:10} POST {path:22} → {r.status_code} {r.text[:60]}, prepared in {where}", file=out
+            )
             metrics = [
                 line for line in (await http.get("/metrics")).text.splitlines()
-                if line.startswith(("telemetry_events_accepted_total", "telemetry_store_events"))
+                if line.startswith(("telemetry_events_accepted_total", "telemetry_store_events",
+                                    "telemetry_collector_workers "))
             ]  # fmt: skip
             print("   GET /metrics → " + "; ".join(metrics), file=out)
         failures += _show_lifecycle(db, run, env, out)
