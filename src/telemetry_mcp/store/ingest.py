@@ -596,10 +596,13 @@ class Ingestor(Preparer):
             cur = self._cursor()
             new_values: dict[str, set[str]] = {}
             hashes = np.empty(0, np.uint64)
+            present = None
             try:
                 cur.execute("BEGIN TRANSACTION")
                 if table is not None and table.num_rows:
-                    table, hashes, filtered = self._insert_new(cur, table, prepared.received_at, id_set)
+                    table, hashes, present, filtered = self._insert_new(
+                        cur, table, prepared.received_at, id_set
+                    )
                     if table.num_rows:
                         catalog = prepared.catalog if prepared.catalog is not None and not filtered else None
                         new_values = self.store.add_to_catalog(cur, catalog or catalog_of(table))
@@ -615,17 +618,17 @@ class Ingestor(Preparer):
                 raise
             if table is None or not table.num_rows:
                 return None
-            id_set.add(hashes)
+            id_set.add(hashes, present)
             self.store.catalog_committed(new_values)
             return table
 
     def _insert_new(
         self, cur: duckdb.DuckDBPyConnection, table: pa.Table, received_at: datetime, id_set: Any
-    ) -> tuple[pa.Table, Any, bool]:
+    ) -> tuple[pa.Table, Any, Any, bool]:
         """Insert the rows of `table` whose event_id is not stored (inside the caller's transaction).
 
-        Returns the inserted rows (with their `seq`), their id hashes, and whether stored duplicates
-        were left out. Optimistic, because duplicates are rare (an SDK's retry): every row is
+        Returns the inserted rows (with their `seq`), their id hashes, which of those the id set
+        holds already (stale entries, collisions), and whether stored duplicates were left out. Optimistic, because duplicates are rare (an SDK's retry): every row is
         inserted by one statement that also returns each row's id hash (no separate hash query:
         ~0.6 ms less per batch). Only when a row's event_id turns out to be stored already is the
         insert undone and repeated without those rows.
@@ -652,7 +655,7 @@ class Ingestor(Preparer):
                 cur.execute("ROLLBACK")
                 cur.execute("BEGIN TRANSACTION")
                 mask = np.array([e not in stored for e in table.column("event_id").to_pylist()])
-                table, hashes, filtered = table.filter(pa.array(mask)), hashes[mask], True
+                table, hashes, hits, filtered = table.filter(pa.array(mask)), hashes[mask], hits[mask], True
                 n = table.num_rows
                 batch = self._batch(table, start)
                 if n:
@@ -660,7 +663,7 @@ class Ingestor(Preparer):
         finally:
             self._source.table = None  # hold no batch between writes
         self.store.take_seq(n)
-        return batch, hashes, filtered
+        return batch, hashes, hits, filtered
 
     def _batch(self, table: pa.Table, start: int) -> pa.Table:
         """The rows with their arrival numbers, as the writer cursor's `batch` view reads them."""
