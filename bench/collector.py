@@ -1062,7 +1062,7 @@ def render_section(c: dict[str, Any], level: str = "##") -> str:
             profiled = " (under cProfile)" if st.get("main_thread_cprofiled") else ""
             srows.append(
                 [
-                    f"main thread: event loop, HTTP (h11), ASGI, answers{profiled}",
+                    f"main thread: event loop, HTTP (uvicorn), ASGI, answers{profiled}",
                     "",
                     "",
                     st["main_thread_cpu_s"],
