@@ -286,6 +286,13 @@ def test_no_worker_outlives_a_sigkilled_serve(tmp_path: Path) -> None:
     try:
         svc.post("/batch/", _posthog_body([str(uuid.uuid4())]))
         _wait_workers(svc.url, 2)
+        # a body and an answer far larger than a pipe's buffer cross in pieces, both ways
+        big = _posthog_body([f"big-{i}" for i in range(8_000)])
+        for event in big["batch"]:
+            event["properties"] = {"component": "DataGrid", "note": "x" * 300}
+        r = svc.post("/batch/", big)
+        assert (r.status_code, r.json()) == (200, {"status": 1})
+        assert len(json.dumps(big)) > 2_500_000
         workers = [psutil.Process(pid) for pid in _worker_pids(svc.proc.pid)]
         assert len(workers) == 2
         svc.kill()
@@ -293,6 +300,8 @@ def test_no_worker_outlives_a_sigkilled_serve(tmp_path: Path) -> None:
         assert not alive, f"workers still running 10 s after the serve was killed: {alive}"
     finally:
         svc.stop()
+    with Store(load_settings({"db": str(tmp_path / "k.duckdb")}, env={})) as store:
+        assert store.total_events() == 8_001  # acknowledged before the kill: stored
 
 
 def test_a_stdio_owner_with_collector_workers_writes_only_the_protocol_on_stdout(tmp_path: Path) -> None:
