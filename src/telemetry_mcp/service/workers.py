@@ -7,7 +7,9 @@ touch no store, so they run in a small pool of processes; the serve keeps HTTP, 
 verdict and the group commit (one writer per store, as before).
 
 - Workers are spawned (never forked: the serve holds DuckDB and threads), on the first collector
-  request; until they answer a warm-up, requests are prepared in threads of the serve as before.
+  request; until one has reported ready, requests are prepared in threads of the serve as before.
+- Each worker has two pipes of its own (jobs in, answers out), read and written by the serve's
+  event loop: length-prefixed pickles, one job per worker at a time, the others queued.
 - A job is the raw body and what the mapper reads from the request; the answer is the mapped
   summary (counts, origins, per-item errors, the key it carried), the ingest report so far, and
   the rows as Arrow IPC bytes (pickling an Arrow table costs ~8x more), with the distinct values
@@ -17,8 +19,8 @@ verdict and the group commit (one writer per store, as before).
 - Workers never write to stdout (a stdio owner's stdout carries the protocol: fd 1 is pointed at
   stderr), ignore SIGINT (the serve shuts them down), and exit when the serve is gone, even after
   a kill -9 (each watches its parent's pid).
-- A worker that dies (killed, out of memory) breaks the pool: the requests it held are answered
-  503 + Retry-After (nothing of them was stored, the SDKs resend) and a new pool is started.
+- A worker that dies (killed, out of memory) fails the one request it held: 503 + Retry-After
+  (nothing of it was stored, the SDK resends); another worker is spawned in its place.
 """
 
 from __future__ import annotations
