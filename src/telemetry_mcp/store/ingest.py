@@ -628,10 +628,12 @@ class Ingestor(Preparer):
         """Insert the rows of `table` whose event_id is not stored (inside the caller's transaction).
 
         Returns the inserted rows (with their `seq`), their id hashes, which of those the id set
-        holds already (stale entries, collisions), and whether stored duplicates were left out. Optimistic, because duplicates are rare (an SDK's retry): every row is
-        inserted by one statement that also returns each row's id hash (no separate hash query:
-        ~0.6 ms less per batch). Only when a row's event_id turns out to be stored already is the
-        insert undone and repeated without those rows.
+        holds already (stale entries, collisions), and whether stored duplicates were left out.
+
+        Optimistic, because duplicates are rare (an SDK's retry): every row is inserted by one
+        statement that also returns each row's id hash (no separate hash query: ~0.6 ms less per
+        batch). Only when a row's event_id turns out to be stored already (a row of an earlier
+        arrival number: all stored rows have one) is the insert undone and repeated without them.
         """
         start = self.store.peek_seq()
         n = table.num_rows
