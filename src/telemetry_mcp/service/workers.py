@@ -257,9 +257,9 @@ class Workers:
 
     The serve talks to each worker over two pipes of its own, straight from the event loop: a job
     is written when the worker is free, its answer read when the pipe is readable. No executor
-    threads sit in between (concurrent.futures' pool cost two extra thread hand-offs per request,
-    each waiting for the interpreter lock: ~8 ms of a request's round trip under load). A worker
-    that dies fails only the job it held; a new one is spawned in its place.
+    threads sit in between (concurrent.futures' pool, tried first, adds two thread hand-offs per
+    request, each waiting for the interpreter lock, and one dead worker broke the whole pool). A
+    worker that dies fails only the job it held; a new one is spawned in its place.
     """
 
     def __init__(self, settings: Settings, salt: bytes, write_key: str, count: int) -> None:
@@ -361,6 +361,8 @@ class Workers:
         loop changed: a test's loop per test); their pipes are then read here."""
         with self._lock:
             fresh = [p for p in self._procs if p.loop is not loop]
+        if not fresh:
+            return
         for p in fresh:
             if p.loop is not None and p.current is None:
                 with contextlib.suppress(Exception):  # the old loop may be closed already
@@ -370,6 +372,8 @@ class Workers:
             p.loop = loop
             loop.add_reader(p.rfd, self._readable, p)
             self._idle.append(p)
+        # each free worker of this loop once (one moved from another loop was idle there too)
+        self._idle = deque(p for p in dict.fromkeys(self._idle) if p.loop is loop and p.current is None)
 
     def _dispatch(self) -> None:
         while self._idle and self._waiting:
