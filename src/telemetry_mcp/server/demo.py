@@ -220,7 +220,11 @@ async def _show_service(db: str, out: Any) -> int:
             label, path, headers, body = _collector_calls(f"{run}-w")[0]
             r = await http.post(path, json=body, headers=headers)
             failures += r.status_code != 200
-            where = f"{workers} collector worker processes" if workers else "threads of the serve (one core)"
+            where = (
+                f"a collector worker process ({workers} ready)"
+                if workers
+                else "threads of the serve (one core)"
+            )
             print(
                 f"   {label:10} POST {path:22} → {r.status_code} {r.text[:60]}, prepared in {where}", file=out
             )
