@@ -17,7 +17,7 @@ from telemetry_mcp.server.app import App
 from telemetry_mcp.service.committer import Committer
 from telemetry_mcp.service.metrics import ServiceMetrics
 from telemetry_mcp.service.owner import OwnerInfo
-from telemetry_mcp.service.workers import Workers
+from telemetry_mcp.service.workers import Workers, key_matches
 from telemetry_mcp.store.ingest import IngestReport, Prepared
 
 MAX_INFLIGHT = 256  # collector requests being read, mapped or committed at once; more get 429
@@ -54,7 +54,7 @@ class ServiceContext:
         return self.app.settings.token
 
     def key_ok(self, key: str | None) -> bool:
-        return key is not None and hmac.compare_digest(key.encode(), self.write_key.encode())
+        return key_matches(key, self.write_key)
 
     def reader_ok(self, request: Request, *, always: bool = False) -> bool:
         """May this request read (or, for /admin, manage) the store?

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import multiprocessing
 import os
@@ -105,8 +106,7 @@ def decode_job(job: Job) -> Any:
 
 
 def key_matches(key: str | None, write_key: str) -> bool:
-    import hmac
-
+    """Is `key` the collector write key (a constant-time comparison)? The serve's verdict too."""
     return key is not None and hmac.compare_digest(key.encode(), write_key.encode())
 
 

@@ -33,6 +33,11 @@ log = logging.getLogger(__name__)
 RETRY_AFTER = "1"
 
 
+def retry_later(status: int, message: str) -> JSONResponse:
+    """A 429 / 503 with Retry-After: what makes the SDKs back off and resend."""
+    return JSONResponse({"error": message}, status_code=status, headers={"Retry-After": RETRY_AFTER})
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     """The raw body, refused with 413 as soon as it passes `limit` bytes (before any decompression)."""
     declared = request.headers.get("content-length")
@@ -115,19 +120,11 @@ class Collector:
         status = 500
         if ctx.closing:
             ctx.metrics.requests.labels(endpoint, "503").inc()
-            return JSONResponse(
-                {"error": f"{ctx.closing_reason}; retry shortly"},
-                status_code=503,
-                headers={"Retry-After": RETRY_AFTER},
-            )
+            return retry_later(503, f"{ctx.closing_reason}; retry shortly")
         if ctx.inflight >= ctx.max_inflight:
             status = 429
             ctx.metrics.requests.labels(endpoint, str(status)).inc()
-            return JSONResponse(
-                {"error": f"too many requests in flight ({ctx.inflight}); retry shortly"},
-                status_code=429,
-                headers={"Retry-After": RETRY_AFTER},
-            )
+            return retry_later(429, f"too many requests in flight ({ctx.inflight}); retry shortly")
         ctx.inflight += 1
         try:
             raw = await read_body(request, self.limit)
@@ -142,18 +139,10 @@ class Collector:
             return JSONResponse({"error": str(exc)}, status_code=400)
         except Overloaded as exc:
             status = 503
-            return JSONResponse(
-                {"error": f"the store is busy ({exc}); retry shortly"},
-                status_code=503,
-                headers={"Retry-After": RETRY_AFTER},
-            )
+            return retry_later(status, f"the store is busy ({exc}); retry shortly")
         except WorkersUnavailable as exc:
             status = 503
-            return JSONResponse(
-                {"error": f"{exc}; nothing of this request was stored, retry shortly"},
-                status_code=503,
-                headers={"Retry-After": RETRY_AFTER},
-            )
+            return retry_later(status, f"{exc}; nothing of this request was stored, retry shortly")
         finally:
             ctx.inflight -= 1
             ctx.metrics.requests.labels(endpoint, str(status)).inc()
